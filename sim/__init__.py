@@ -1,0 +1,19 @@
+"""A discrete-event simulator for a course on real-time systems.
+
+Layers, each knowing only those below it: ``sim.core`` (context, distributions, network,
+metrics, parameters, registry), ``sim.components`` (servers, clients and the other real
+systems), ``sim.scenarios`` (one module per course question), and the presentation
+(``sim.cli``, ``sim.course``, ``sim.plots`` and the notebooks).
+
+Quick use::
+
+    import sim
+    result = sim.run("queue", seed=1, arrival_rate=0.9)
+    result.summary
+"""
+
+__version__ = "0.1.0"
+
+from sim.core.registry import get, run, scenarios  # noqa: E402
+
+__all__ = ["__version__", "get", "run", "scenarios"]

@@ -1,0 +1,261 @@
+"""Links between named nodes: latency, loss, duplication, reordering, partitions.
+
+Every message is accounted for. For original messages,
+``sent == delivered + dropped + in_flight`` at every instant; duplicate copies made by the
+network are counted apart with the same law
+(``duplicated == duplicates_delivered + duplicates_dropped + duplicates_in_flight``).
+
+Delivery is a callback (``handler(message)``) at the arrival time, which costs one simpy
+event per message and no process per node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import simpy
+
+from sim.core.context import Context
+from sim.core.distributions import Constant, Distribution
+from sim.core.errors import ParameterError
+
+Handler = Callable[["Message"], None]
+
+#: Why a message was dropped.
+DROP_REASONS = ("loss", "partition", "unreachable")
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """What one direction of a link does to the messages it carries."""
+
+    latency: Distribution = field(default_factory=lambda: Constant(0.0))
+    """One-way latency, in seconds."""
+    loss: float = 0.0
+    """Probability that a message is lost."""
+    duplication: float = 0.0
+    """Probability that the network delivers a second copy of a message."""
+    reorder: float = 0.0
+    """Probability that a message is held back by ``reorder_delay`` seconds, so later ones overtake it."""
+    reorder_delay: float = 0.0
+    """Extra delay of a held-back message, in seconds (0 = twice the mean latency)."""
+    fifo: bool = False
+    """Never let a message overtake an earlier one on this link (a TCP stream); forced reordering still applies."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.latency, Distribution):
+            raise ParameterError("latency", f"must be a Distribution, got {self.latency!r}")
+        for name in ("loss", "duplication", "reorder"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ParameterError(name, f"must be a probability between 0 and 1, got {value!r}")
+        if not isinstance(self.reorder_delay, (int, float)) or not self.reorder_delay >= 0:
+            raise ParameterError("reorder_delay", f"must be a number of seconds >= 0, got {self.reorder_delay!r}")
+
+
+class Message:
+    """One message on the wire."""
+
+    __slots__ = ("src", "dst", "payload", "size_bytes", "sent_at", "id", "duplicate")
+
+    def __init__(self, src: str, dst: str, payload: Any, size_bytes: int, sent_at: float, id: int, duplicate: bool):
+        self.src = src
+        self.dst = dst
+        self.payload = payload
+        self.size_bytes = size_bytes
+        self.sent_at = sent_at
+        """Simulated time at which it was sent, in seconds."""
+        self.id = id
+        """Sequence number of the send; a duplicate copy shares its original's id."""
+        self.duplicate = duplicate
+
+    def __repr__(self) -> str:
+        dup = " dup" if self.duplicate else ""
+        return f"<Message #{self.id}{dup} {self.src}->{self.dst} {self.payload!r}>"
+
+
+class _Link:
+    __slots__ = ("spec", "latency", "last_arrival", "rng")
+
+    def __init__(self, spec: LinkSpec, ctx: Context, name: str) -> None:
+        self.spec = spec
+        self.rng = ctx.rng(f"network.link.{name}")
+        self.latency = spec.latency.bind(ctx.rng(f"network.latency.{name}"))
+        self.last_arrival = 0.0
+
+
+class Network:
+    """Carries messages between named nodes; see the module docstring for the accounting."""
+
+    def __init__(self, ctx: Context, default: LinkSpec | None = None, *, name: str = "network") -> None:
+        self.ctx = ctx
+        self.env: simpy.Environment = ctx.env
+        self.name = name
+        self.default = default or LinkSpec()
+        """The link spec used between nodes that have no link of their own."""
+        self._specs: dict[tuple[str, str], LinkSpec] = {}
+        self._links: dict[tuple[str, str], _Link] = {}
+        self._shared: _Link | None = None
+        self._handlers: dict[str, Handler] = {}
+        self._partitions: list[tuple[frozenset[str], frozenset[str] | None]] = []
+        self._next_id = 0
+        # accounting (plain ints: this is the hot path)
+        self.sent = 0
+        self.delivered = 0
+        self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        self.duplicated = 0
+        self.duplicates_delivered = 0
+        self.duplicates_dropped = dict.fromkeys(DROP_REASONS, 0)
+        self.bytes_sent = 0
+
+    # --- topology -----------------------------------------------------------------------
+    def attach(self, node: str, handler: Handler) -> None:
+        """Deliver messages addressed to ``node`` by calling ``handler(message)``."""
+        self._handlers[node] = handler
+
+    def detach(self, node: str) -> None:
+        """``node`` stops receiving: messages that reach it are dropped as unreachable."""
+        self._handlers.pop(node, None)
+
+    def is_attached(self, node: str) -> bool:
+        return node in self._handlers
+
+    def link(self, a: str, b: str, spec: LinkSpec, *, both_ways: bool = True) -> None:
+        """Give the pair ``a -> b`` (and ``b -> a``) its own behaviour instead of the default."""
+        self._specs[(a, b)] = spec
+        self._links.pop((a, b), None)
+        if both_ways:
+            self._specs[(b, a)] = spec
+            self._links.pop((b, a), None)
+
+    def _link(self, src: str, dst: str) -> _Link:
+        key = (src, dst)
+        link = self._links.get(key)
+        if link is None:
+            spec = self._specs.get(key)
+            if spec is None:
+                # One shared state for all default links keeps 100,000 clients cheap; FIFO on the
+                # default link is therefore per pair only when the pair has its own spec.
+                if self._shared is None:
+                    self._shared = _Link(self.default, self.ctx, "default")
+                return self._shared if not self.default.fifo else self._own(key, self.default)
+            link = self._own(key, spec)
+        return link
+
+    def _own(self, key: tuple[str, str], spec: LinkSpec) -> _Link:
+        link = self._links[key] = _Link(spec, self.ctx, f"{key[0]}->{key[1]}")
+        return link
+
+    # --- partitions ---------------------------------------------------------------------
+    def partition(self, side: Iterable[str], other: Iterable[str] | None = None, *, start: float, heal: float | None):
+        """Cut ``side`` off from ``other`` (default: from every other node) between ``start`` and ``heal``.
+
+        Messages crossing the cut are dropped, both those sent during it and those in flight
+        when it starts. ``heal=None`` never heals.
+        """
+        side = frozenset(side)
+        other_set = None if other is None else frozenset(other)
+        if start < self.env.now:
+            raise ParameterError("partition.start", f"must not be in the past (now is {self.env.now} s)")
+        if heal is not None and heal < start:
+            raise ParameterError("partition.heal", f"must be >= start ({start} s), got {heal}")
+        cut = (side, other_set)
+
+        def schedule(env: simpy.Environment):
+            yield env.timeout(start - env.now)
+            self._partitions.append(cut)
+            if heal is not None:
+                yield env.timeout(heal - env.now)
+                self._partitions.remove(cut)
+
+        return self.env.process(schedule(self.env))
+
+    def partitioned(self, a: str, b: str) -> bool:
+        """True while a partition separates ``a`` from ``b``."""
+        for side, other in self._partitions:
+            if (a in side) != (b in side):
+                if other is None or (b in other if a in side else a in other):
+                    return True
+        return False
+
+    # --- sending ------------------------------------------------------------------------
+    def send(self, src: str, dst: str, payload: Any = None, size_bytes: int = 0) -> Message:
+        """Send one message; it reaches ``dst``'s handler after the link's latency, unless dropped."""
+        self._next_id += 1
+        now = self.env.now
+        msg = Message(src, dst, payload, size_bytes, now, self._next_id, False)
+        self.sent += 1
+        self.bytes_sent += size_bytes
+        link = self._link(src, dst)
+        spec = link.spec
+        if spec.duplication and link.rng.random() < spec.duplication:
+            self.duplicated += 1
+            self._transmit(link, Message(src, dst, payload, size_bytes, now, msg.id, True))
+        self._transmit(link, msg)
+        return msg
+
+    def _transmit(self, link: _Link, msg: Message) -> None:
+        spec = link.spec
+        if self._partitions and self.partitioned(msg.src, msg.dst):
+            self._drop(msg, "partition")
+            return
+        if spec.loss and link.rng.random() < spec.loss:
+            self._drop(msg, "loss")
+            return
+        delay = link.latency.sample()
+        if spec.fifo:
+            arrival = max(self.env.now + delay, link.last_arrival)
+            link.last_arrival = arrival
+            delay = arrival - self.env.now
+        if spec.reorder and link.rng.random() < spec.reorder:
+            delay += spec.reorder_delay or 2 * spec.latency.mean
+        event = self.env.timeout(delay, msg)
+        event.callbacks.append(self._arrive)
+
+    def _arrive(self, event: simpy.Event) -> None:
+        msg: Message = event.value
+        if self._partitions and self.partitioned(msg.src, msg.dst):
+            self._drop(msg, "partition")
+            return
+        handler = self._handlers.get(msg.dst)
+        if handler is None:
+            self._drop(msg, "unreachable")
+            return
+        if msg.duplicate:
+            self.duplicates_delivered += 1
+        else:
+            self.delivered += 1
+        handler(msg)
+
+    def _drop(self, msg: Message, reason: str) -> None:
+        if msg.duplicate:
+            self.duplicates_dropped[reason] += 1
+        else:
+            self.dropped[reason] += 1
+
+    # --- accounting ---------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        """Original messages sent but neither delivered nor dropped yet."""
+        return self.sent - self.delivered - sum(self.dropped.values())
+
+    @property
+    def duplicates_in_flight(self) -> int:
+        return self.duplicated - self.duplicates_delivered - sum(self.duplicates_dropped.values())
+
+    def accounting(self) -> dict[str, int]:
+        """Counts for the conservation laws, flat, with drops broken down by reason."""
+        out = {
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "dropped": sum(self.dropped.values()),
+            "in_flight": self.in_flight,
+            "duplicated": self.duplicated,
+            "duplicates_delivered": self.duplicates_delivered,
+            "duplicates_dropped": sum(self.duplicates_dropped.values()),
+            "duplicates_in_flight": self.duplicates_in_flight,
+            "bytes_sent": self.bytes_sent,
+        }
+        out.update({f"dropped_{r}": n for r, n in self.dropped.items()})
+        return out

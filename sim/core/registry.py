@@ -1,0 +1,87 @@
+"""The scenario registry: kebab-case names -> functions ``(params, seed) -> Result``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Generic, TypeVar
+
+from sim.core.errors import ParameterError, UnknownScenarioError
+from sim.core.params import Params
+from sim.core.result import Result
+
+P = TypeVar("P", bound=Params)
+_KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Scenario(Generic[P]):
+    """A registered scenario."""
+
+    name: str
+    description: str
+    params_type: type[P]
+    function: Callable[[P, int], Result]
+
+    def run(self, params: P | None = None, seed: int = 0) -> Result:
+        """Run with ``params`` (default: the defaults) and ``seed``."""
+        if params is None:
+            params = self.params_type()
+        if not isinstance(params, self.params_type):
+            raise TypeError(f"{self.name} takes {self.params_type.__name__}, got {type(params).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ParameterError("seed", f"must be an integer >= 0, got {seed!r}")
+        result = self.function(params, seed)
+        if result.scenario != self.name or result.seed != seed or result.params != params:
+            raise RuntimeError(f"scenario {self.name} returned a result for another run")
+        return result
+
+
+_REGISTRY: dict[str, Scenario] = {}
+
+
+def scenario(name: str, params: type[P], description: str):
+    """Decorator that registers ``function(params, seed) -> Result`` under ``name``."""
+    if not _KEBAB.match(name):
+        raise ValueError(f"scenario names are kebab-case, got {name!r}")
+    if not (isinstance(params, type) and issubclass(params, Params)):
+        raise TypeError(f"params of {name} must be a Params subclass")
+
+    def register(function: Callable[[P, int], Result]) -> Callable[[P, int], Result]:
+        if name in _REGISTRY and _REGISTRY[name].function is not function:
+            raise ValueError(f"scenario {name!r} is registered twice")
+        _REGISTRY[name] = Scenario(name, description, params, function)
+        return function
+
+    return register
+
+
+def _load() -> None:
+    import sim.scenarios  # noqa: F401  (registers every scenario)
+
+
+def get(name: str) -> Scenario:
+    """The scenario called ``name``; :class:`UnknownScenarioError` lists the known ones."""
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownScenarioError(name, sorted(_REGISTRY)) from None
+
+
+def scenarios() -> list[Scenario]:
+    """Every registered scenario, by name."""
+    _load()
+    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+
+
+def run(name: str, params: Params | None = None, seed: int = 0, **changes) -> Result:
+    """Run scenario ``name``; ``changes`` override fields of ``params`` (or of the defaults)."""
+    sc = get(name)
+    base = params if params is not None else sc.params_type()
+    if changes:
+        unknown = sorted(set(changes) - set(base.to_dict()))
+        if unknown:
+            raise ParameterError(unknown[0], f"unknown parameter of {name}; known: {', '.join(base.to_dict())}")
+        base = base.replace(**changes)
+    return sc.run(base, seed)
