@@ -135,7 +135,9 @@ class Server:
         self._m_blocked = self._m_jobs.labels(server=name, outcome="blocked")
         self._m_conn = m.gauge("server_connections", "Open connections", ("server",), track=True).labels(**labels)
         self._m_memory = m.gauge("server_memory_bytes", "Memory in use", ("server",)).labels(**labels)
-        self._m_handshakes = m.counter("server_handshakes_total", "Handshakes by result", ("server", "result"))
+        handshakes = m.counter("server_handshakes_total", "Handshakes by result", ("server", "result"))
+        self._m_handshakes = {r: handshakes.labels(server=name, result=r)
+                              for r in ("accepted", "refused_full", "refused_rate")}
         self._m_memory.set(spec.memory_base_bytes)
         if network is not None:
             network.attach(name, self._on_message)
@@ -221,11 +223,10 @@ class Server:
         """End of warm-up: counters, histograms and time averages start afresh, and jobs that
         arrived before now are left out even when they finish later."""
         self.stats_since = self.env.now
-        for family in (self._m_jobs, self._m_handshakes):
-            for key, child in family.children().items():
-                if key[0] == self.name:
-                    child.reset()
-        for series in (self._m_arrivals, self._m_wait, self._m_response):
+        for key, child in self._m_jobs.children().items():
+            if key[0] == self.name:
+                child.reset()
+        for series in (self._m_arrivals, self._m_wait, self._m_response, *self._m_handshakes.values()):
             series.reset()
         for gauge in (self._m_in_system, self._m_queued, self._m_busy, self._m_conn, self._m_memory):
             gauge.reset_average()
@@ -267,7 +268,7 @@ class Server:
             result = "refused_rate"
         else:
             result = "accepted"
-        self._m_handshakes.labels(server=self.name, result=result).inc()
+        self._m_handshakes[result].inc()
         if result == "accepted":
             self.connections[client] = self.env.now
             self._connections_changed()
