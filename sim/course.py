@@ -9,11 +9,15 @@ the others are still built, and the command exits 1 naming the failures.
 from __future__ import annotations
 
 import html
+import re
 import sys
 import time
 from pathlib import Path
 
 import nbformat
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def default_notebook_dir() -> Path:
@@ -44,7 +48,8 @@ def execute_notebook(path: Path, cell_timeout: float = 600.0) -> tuple[nbformat.
     try:
         client.execute()
     except CellExecutionError as err:
-        return nb, str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        lines = _ANSI.sub("", str(err)).strip().splitlines()
+        return nb, lines[-1] if lines else type(err).__name__
     except Exception as err:  # a dead kernel, a timeout: still keep what ran so far
         return nb, f"{type(err).__name__}: {err}"
     return nb, None
@@ -63,6 +68,7 @@ def build_course(notebook_dir: Path | None, out: Path, *, cell_timeout: float = 
     out.mkdir(parents=True, exist_ok=True)
     exporter = HTMLExporter()
     pages: list[tuple[str, str, str | None, float]] = []
+    failed: list[str] = []
     for i, path in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {path.name} ...", end=" ", flush=True)
         started = time.perf_counter()
@@ -72,10 +78,11 @@ def build_course(notebook_dir: Path | None, out: Path, *, cell_timeout: float = 
         page = out / (path.stem + ".html")
         page.write_text(body, encoding="utf-8")
         pages.append((page.name, _title(nb, path.stem), error, seconds))
+        if error:
+            failed.append(path.name)
         print(f"{'FAILED: ' + error if error else 'ok'} ({seconds:.1f} s)", flush=True)
     (out / "index.html").write_text(_index(pages), encoding="utf-8")
     print(f"wrote {out / 'index.html'}")
-    failed = [name for name, _, error, _ in pages if error]
     if failed:
         print(f"python -m sim: error: {len(failed)} notebook(s) failed: {', '.join(failed)} "
               f"(their pages show where)", file=sys.stderr)
