@@ -14,6 +14,7 @@ Quick use::
 
 __version__ = "0.1.0"
 
-from sim.core.registry import get, run, scenarios  # noqa: E402
+from sim import theory  # noqa: E402
+from sim.core.registry import get, list_scenarios, run  # noqa: E402
 
-__all__ = ["__version__", "get", "run", "scenarios"]
+__all__ = ["__version__", "get", "list_scenarios", "run", "theory"]

@@ -94,9 +94,9 @@ def _settings(pairs: list[list[str]]) -> dict[str, str]:
 
 
 def _list() -> int:
-    from sim.core.registry import scenarios
+    from sim.core.registry import list_scenarios
 
-    rows = [(s.name, s.description) for s in scenarios()]
+    rows = [(s.name, s.description) for s in list_scenarios()]
     width = max(len(n) for n, _ in rows)
     for name, description in rows:
         print(f"{name:<{width}}  {description}")

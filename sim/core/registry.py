@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
@@ -29,8 +30,13 @@ class Scenario(Generic[P]):
             params = self.params_type()
         if not isinstance(params, self.params_type):
             raise TypeError(f"{self.name} takes {self.params_type.__name__}, got {type(params).__name__}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        try:
+            valid = not isinstance(seed, bool) and operator.index(seed) >= 0  # ints and numpy integers
+        except TypeError:
+            valid = False
+        if not valid:
             raise ParameterError("seed", f"must be an integer >= 0, got {seed!r}")
+        seed = operator.index(seed)
         result = self.function(params, seed)
         if result.scenario != self.name or result.seed != seed or result.params != params:
             raise RuntimeError(f"scenario {self.name} returned a result for another run")
@@ -69,7 +75,7 @@ def get(name: str) -> Scenario:
         raise UnknownScenarioError(name, sorted(_REGISTRY)) from None
 
 
-def scenarios() -> list[Scenario]:
+def list_scenarios() -> list[Scenario]:
     """Every registered scenario, by name."""
     _load()
     return [_REGISTRY[n] for n in sorted(_REGISTRY)]
