@@ -71,7 +71,8 @@ class Client:
 
     # --- connecting ---------------------------------------------------------------------
     def connect(self) -> simpy.Event:
-        """Start a handshake; the event fires with ``accepted``, ``refused`` or ``timeout``."""
+        """Start a handshake; the event fires with ``accepted``, ``refused``, ``timeout`` or ``closed``
+        (abandoned by :meth:`close`)."""
         if self.state != DISCONNECTED:
             raise RuntimeError(f"{self.name} is {self.state}; connect() needs a disconnected client")
         self._session += 1
@@ -145,7 +146,8 @@ class Client:
         """Close the connection cleanly from this side."""
         if self.state == CONNECTED:
             self.network.send(self.name, self.server, (frames.CLOSE, code), frames.FRAME_HEADER_BYTES)
-        self._session += 1
+        elif self.state == CONNECTING:
+            self._settle("closed")  # whoever waits on connect() hears that it was abandoned
         self.state = DISCONNECTED
         self.close_code = code
 

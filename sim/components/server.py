@@ -150,9 +150,12 @@ class Server:
         counted = now >= self.stats_since
         if counted:
             self._m_arrivals.inc()
+        if self._service is None:
+            raise RuntimeError(f"server {self.name} has no service_time: it cannot serve jobs")
         if not self.up:
             job.outcome = "refused"
-            self._m_jobs.labels(server=self.name, outcome="refused").inc()
+            if counted:
+                self._m_jobs.labels(server=self.name, outcome="refused").inc()
             self._notify(job)
             return False
         in_system = self._busy + len(self._queue)
@@ -172,8 +175,6 @@ class Server:
         return True
 
     def _start(self, job: Job) -> None:
-        if self._service is None:
-            raise RuntimeError(f"server {self.name} has no service_time: it cannot serve jobs")
         self._busy += 1
         self._serving[job] = None
         self._m_busy.set(self._busy)

@@ -27,6 +27,8 @@ class Context:
     def __init__(self, seed: int, *, replication: int = 0) -> None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        if isinstance(replication, bool) or not isinstance(replication, (int, np.integer)) or replication < 0:
+            raise ValueError(f"replication must be an integer >= 0, got {replication!r}")
         self.seed: int = int(seed)
         """The run's seed."""
         self.replication: int = int(replication)

@@ -12,6 +12,7 @@ import math
 from typing import Sequence
 
 import numpy as np
+from scipy.special import ndtr, ndtri
 
 from sim.core.errors import ParameterError
 
@@ -83,6 +84,12 @@ class Distribution:
         raise NotImplementedError
 
 
+def _num(value: float) -> str:
+    """Shortest text that reads back as exactly ``value`` (so a saved spec reproduces a run)."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
 def _check(name: str, value: float, ok: bool, allowed: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok:
         raise ParameterError(name, f"must be {allowed}, got {value!r}")
@@ -104,7 +111,7 @@ class Constant(Distribution):
         return self.value
 
     def spec(self) -> str:
-        return f"constant:{self.value:g}"
+        return f"constant:{_num(self.value)}"
 
     def sample(self) -> float:
         return self.value
@@ -129,7 +136,7 @@ class Uniform(Distribution):
         return (self.low + self.high) / 2
 
     def spec(self) -> str:
-        return f"uniform:{self.low:g},{self.high:g}"
+        return f"uniform:{_num(self.low)},{_num(self.high)}"
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.uniform(self.low, self.high, n)
@@ -150,7 +157,7 @@ class Exponential(Distribution):
         return 1.0 / self.rate
 
     def spec(self) -> str:
-        return f"exponential:{self.rate:g}"
+        return f"exponential:{_num(self.rate)}"
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.exponential(1.0 / self.rate, n)
@@ -165,7 +172,11 @@ def _cdf(x: float) -> float:
 
 
 class TruncatedNormal(Distribution):
-    """Normal(``mu``, ``sigma``) conditioned on being >= 0 (negative draws are redrawn)."""
+    """Normal(``mu``, ``sigma``) conditioned on being >= 0.
+
+    Drawn by inverting the CDF of the truncated law, so the cost does not grow when most of the
+    normal's mass is below zero (rejection sampling would need 1/P(X >= 0) draws per value).
+    """
 
     name = "normal"
     __slots__ = ("mu", "sigma")
@@ -176,8 +187,8 @@ class TruncatedNormal(Distribution):
         self.sigma = _check("normal.sigma", sigma, sigma >= 0, "a number >= 0")
         if self.sigma == 0 and self.mu < 0:
             raise ParameterError("normal.mu", f"must be >= 0 when sigma is 0, got {mu!r}")
-        if self.sigma > 0 and self.mu / self.sigma < -5:
-            raise ParameterError("normal.mu", "must be at least -5 sigma, or almost every draw is rejected")
+        if self.sigma > 0 and self.mu / self.sigma < -20:
+            raise ParameterError("normal.mu", f"must be at least -20 sigma ({-20 * self.sigma:g}), got {mu!r}")
 
     @property
     def mean(self) -> float:
@@ -187,15 +198,16 @@ class TruncatedNormal(Distribution):
         return self.mu + self.sigma * _phi(alpha) / (1 - _cdf(alpha))
 
     def spec(self) -> str:
-        return f"normal:{self.mu:g},{self.sigma:g}"
+        return f"normal:{_num(self.mu)},{_num(self.sigma)}"
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        out = rng.normal(self.mu, self.sigma, n)
-        bad = out < 0
-        while bad.any():
-            out[bad] = rng.normal(self.mu, self.sigma, int(bad.sum()))
-            bad = out < 0
-        return out
+        if self.sigma == 0:
+            return np.full(n, self.mu)
+        # X = mu - sigma * Y with Y standard normal conditioned on Y <= mu/sigma; drawing Y from the
+        # lower tail keeps full precision even when P(X >= 0) is tiny.
+        upper = ndtr(self.mu / self.sigma)
+        u = 1.0 - rng.random(n)  # in (0, 1]: never ndtri(0) = -inf
+        return np.maximum(self.mu - self.sigma * ndtri(u * upper), 0.0)
 
 
 class LogNormal(Distribution):
@@ -211,6 +223,10 @@ class LogNormal(Distribution):
         super().__init__()
         self.mu = _check("lognormal.mu", mu, True, "a finite number")
         self.sigma = _check("lognormal.sigma", sigma, sigma >= 0, "a number >= 0")
+        try:
+            math.exp(self.mu + self.sigma**2 / 2)
+        except OverflowError:
+            raise ParameterError("lognormal.sigma", f"is too large for mu={mu!r}: the mean overflows") from None
 
     @classmethod
     def from_mean(cls, mean: float, cv: float) -> "LogNormal":
@@ -224,7 +240,7 @@ class LogNormal(Distribution):
         return math.exp(self.mu + self.sigma**2 / 2)
 
     def spec(self) -> str:
-        return f"lognormal:{self.mu:g},{self.sigma:g}"
+        return f"lognormal:{_num(self.mu)},{_num(self.sigma)}"
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.lognormal(self.mu, self.sigma, n)
@@ -247,7 +263,7 @@ class Empirical(Distribution):
         return math.fsum(self.values) / len(self.values)
 
     def spec(self) -> str:
-        return "empirical:" + ",".join(f"{v:g}" for v in self.values)
+        return "empirical:" + ",".join(_num(v) for v in self.values)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.choice(np.asarray(self.values), n)
@@ -276,11 +292,9 @@ def parse_distribution(text: str, *, parameter: str = "distribution") -> Distrib
         raise ParameterError(parameter, f"must be {SPEC_HELP}, got {text!r}") from None
     if kind not in KINDS:
         raise ParameterError(parameter, f"unknown distribution {kind!r}; use {SPEC_HELP}")
-    if kind == "empirical":
-        return Empirical(numbers)
-    if len(numbers) != _ARITY[kind]:
+    if kind != "empirical" and len(numbers) != _ARITY[kind]:
         raise ParameterError(parameter, f"{kind} takes {_ARITY[kind]} number(s), got {text!r}; use {SPEC_HELP}")
     try:
-        return KINDS[kind](*numbers)
+        return Empirical(numbers) if kind == "empirical" else KINDS[kind](*numbers)
     except ParameterError as err:
         raise ParameterError(parameter, err.message) from None

@@ -136,6 +136,12 @@ class MetricFamily:
         self._metrics = metrics
         self._children: dict[tuple[str, ...], object] = {}
 
+    def _init_unlabelled(self) -> None:
+        # An unlabelled metric exists from its creation, as in prometheus_client: it shows in
+        # exports at 0 before first use, and a gauge's time average starts at creation.
+        if not self.labelnames:
+            self.labels()
+
     def _new_child(self) -> object:
         raise NotImplementedError
 
@@ -170,6 +176,7 @@ class Counter(MetricFamily):
         if not name.endswith("_total"):
             raise ValueError(f"counter names end in _total (Prometheus convention), got {name!r}")
         super().__init__(metrics, name, documentation, labelnames)
+        self._init_unlabelled()
 
     def _new_child(self) -> CounterChild:
         return CounterChild()
@@ -188,6 +195,7 @@ class Gauge(MetricFamily):
     def __init__(self, metrics, name, documentation, labelnames=(), track: bool = False) -> None:
         super().__init__(metrics, name, documentation, labelnames)
         self.track = track
+        self._init_unlabelled()
 
     def _new_child(self) -> GaugeChild:
         return GaugeChild(self._metrics.env, self.track)
@@ -211,10 +219,13 @@ class Histogram(MetricFamily):
 
     def __init__(self, metrics, name, documentation, labelnames=(), buckets=DEFAULT_BUCKETS, keep: bool = True):
         super().__init__(metrics, name, documentation, labelnames)
+        if "le" in self.labelnames:
+            raise ValueError(f"'le' is reserved for histogram buckets; {name} cannot use it as a label")
         if list(buckets) != sorted(set(buckets)):
             raise ValueError(f"buckets of {name} must be strictly increasing")
         self.buckets = tuple(float(b) for b in buckets if b != math.inf)
         self.keep = keep
+        self._init_unlabelled()
 
     def _new_child(self) -> HistogramChild:
         return HistogramChild(self.buckets, self.keep)
@@ -287,10 +298,15 @@ class Metrics:
         if not interval > 0:
             raise ValueError(f"scrape interval must be > 0 s, got {interval!r}")
 
+        start = self.env.now
+
         def scraper(env: simpy.Environment):
-            while until is None or env.now <= until:
+            k = 0
+            # times computed as start + k * interval, not accumulated, so no scrape is lost to rounding
+            while until is None or start + k * interval <= until + 1e-9 * interval:
+                yield env.timeout(max(0.0, start + k * interval - env.now))
                 self.scrape()
-                yield env.timeout(interval)
+                k += 1
 
         return self.env.process(scraper(self.env))
 

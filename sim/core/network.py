@@ -11,6 +11,7 @@ event per message and no process per node.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -98,7 +99,7 @@ class Network:
         self._links: dict[tuple[str, str], _Link] = {}
         self._shared: _Link | None = None
         self._handlers: dict[str, Handler] = {}
-        self._partitions: list[tuple[frozenset[str], frozenset[str] | None]] = []
+        self._partitions: list[tuple[float, float, frozenset[str], frozenset[str] | None]] = []
         self._next_id = 0
         # accounting (plain ints: this is the hot path)
         self.sent = 0
@@ -148,33 +149,30 @@ class Network:
         return link
 
     # --- partitions ---------------------------------------------------------------------
-    def partition(self, side: Iterable[str], other: Iterable[str] | None = None, *, start: float, heal: float | None):
-        """Cut ``side`` off from ``other`` (default: from every other node) between ``start`` and ``heal``.
+    def partition(self, side: Iterable[str], other: Iterable[str] | None = None, *, start: float,
+                  heal: float | None) -> None:
+        """Cut ``side`` off from ``other`` (default: from every other node) during [``start``, ``heal``).
 
         Messages crossing the cut are dropped, both those sent during it and those in flight
-        when it starts. ``heal=None`` never heals.
+        when it starts. ``heal=None`` never heals. The cut is decided by the clock, not by a
+        scheduled event, so a message sent exactly at ``heal`` always gets through.
         """
-        side = frozenset(side)
-        other_set = None if other is None else frozenset(other)
         if start < self.env.now:
             raise ParameterError("partition.start", f"must not be in the past (now is {self.env.now} s)")
         if heal is not None and heal < start:
             raise ParameterError("partition.heal", f"must be >= start ({start} s), got {heal}")
-        cut = (side, other_set)
-
-        def schedule(env: simpy.Environment):
-            yield env.timeout(start - env.now)
-            self._partitions.append(cut)
-            if heal is not None:
-                yield env.timeout(heal - env.now)
-                self._partitions.remove(cut)
-
-        return self.env.process(schedule(self.env))
+        side = frozenset(side)
+        other_set = None if other is None else frozenset(other)
+        self._partitions.append((float(start), math.inf if heal is None else float(heal), side, other_set))
 
     def partitioned(self, a: str, b: str) -> bool:
         """True while a partition separates ``a`` from ``b``."""
-        for side, other in self._partitions:
-            if (a in side) != (b in side):
+        now = self.env.now
+        cuts = self._partitions
+        if cuts and any(heal <= now for _, heal, _, _ in cuts):
+            cuts[:] = [c for c in cuts if c[1] > now]  # healed for good: forget them
+        for start, _heal, side, other in cuts:
+            if start <= now and (a in side) != (b in side):
                 if other is None or (b in other if a in side else a in other):
                     return True
         return False
@@ -205,9 +203,12 @@ class Network:
             return
         delay = link.latency.sample()
         if spec.fifo:
-            arrival = max(self.env.now + delay, link.last_arrival)
-            link.last_arrival = arrival
-            delay = arrival - self.env.now
+            now = self.env.now
+            if now + delay < link.last_arrival:
+                delay = link.last_arrival - now
+                while now + delay < link.last_arrival:  # simpy adds now + delay: undo its rounding
+                    delay = math.nextafter(delay, math.inf)
+            link.last_arrival = now + delay  # equal times keep send order (simpy breaks ties by event id)
         if spec.reorder and link.rng.random() < spec.reorder:
             delay += spec.reorder_delay or 2 * spec.latency.mean
         event = self.env.timeout(delay, msg)

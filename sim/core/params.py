@@ -177,7 +177,8 @@ def _check_number(name: str, meta: dict, base: type, value: Any, what: str, suff
             raise ParameterError(name, f"must be {_allowed(meta, what)}{suffix}, got {value!r}")
         value = float(value)
         if math.isinf(value):
-            raise ParameterError(name, f"must be a finite {_allowed(meta, what)}{suffix}, got {value!r}")
+            finite = what.replace("a number", "a finite number")
+            raise ParameterError(name, f"must be {_allowed(meta, finite)}{suffix}, got {value!r}")
     ok = ((meta.get("ge") is None or value >= meta["ge"]) and (meta.get("gt") is None or value > meta["gt"])
           and (meta.get("le") is None or value <= meta["le"]) and (meta.get("lt") is None or value < meta["lt"]))
     if not ok:
