@@ -347,7 +347,7 @@ def test_graceful_shutdown_closes_clients_cleanly(code, expected: int) -> None:
     assert seen == [("c0", "clean", expected, 1.0 + LATENCY), ("c1", "clean", expected, 1.0 + LATENCY)]
     assert all(c.state == DISCONNECTED and c.close_code == expected for c in clients)
     assert not server.up and server.connections == {} and server.memory_bytes == 10
-    assert not net.is_attached("srv")
+    assert net.is_attached("srv")  # the host's kernel still answers (and refuses handshakes)
 
 
 def test_graceful_outage_uses_service_restart_code_and_clients_can_reconnect() -> None:
@@ -360,9 +360,9 @@ def test_graceful_outage_uses_service_restart_code_and_clients_can_reconnect() -
     server.schedule_outage(1.0, 2.0, graceful=True)
     ctx.run(until=2.0)
     assert seen == [("clean", frames.SERVICE_RESTART)]
-    connect_at(ctx, client, 2.0, results)      # server still down: no answer
+    connect_at(ctx, client, 2.0, results)      # process still down: the kernel refuses at once
     ctx.run(until=3.5)
-    assert results["c"] == ("timeout", 3.0)
+    assert results["c"] == ("refused", 2.0 + 2 * LATENCY)
     connect_at(ctx, client, 3.5, results)      # back up since t=3
     ctx.run(until=5)
     assert results["c"] == ("accepted", 3.5 + 2 * LATENCY)
@@ -379,7 +379,7 @@ def test_crash_noticed_by_heartbeat_timeout() -> None:
     results: dict = {}
     connect_at(ctx, client, 0.0, results)
     connect_at(ctx, quiet, 0.0, results)
-    at(ctx, crash_at, server.crash)
+    at(ctx, crash_at, lambda: server.crash(host=True))  # a dead host: silence, no TCP reset
     ctx.run(until=crash_at)
     assert seen == [] and client.state == CONNECTED
     assert client.last_heard == pytest.approx(10.25)   # pong to the ping sent at 10.125
@@ -417,9 +417,26 @@ def test_partition_noticed_by_heartbeat_timeout() -> None:
     assert 5.5 < seen[0][2] <= 5.5 + 2.0 + 1.0
 
 
-def test_connect_to_down_server_times_out() -> None:
+def test_process_crash_resets_connections_at_once() -> None:
     ctx, net, server = setup(ServerSpec())
-    server.crash()
+    seen = []
+    clients = [Client(ctx, f"c{i}", net, "srv", on_disconnect=lambda c, how, cd: seen.append((c.name, how, cd, ctx.now)))
+               for i in range(2)]
+    for c in clients:
+        connect_at(ctx, c, 0.0, {})
+    at(ctx, 5.0, server.crash)
+    ctx.run(until=6.0)
+    assert seen == [(f"c{i}", "reset", frames.ABNORMAL_CLOSURE, 5.0 + LATENCY) for i in range(2)]
+    results: dict = {}
+    connect_at(ctx, clients[0], 6.0, results)
+    ctx.run(until=7.0)
+    assert results["c0"] == ("refused", 6.0 + 2 * LATENCY)
+    assert server.connections == {}
+
+
+def test_connect_to_dead_host_times_out() -> None:
+    ctx, net, server = setup(ServerSpec())
+    server.crash(host=True)
     client = Client(ctx, "c", net, "srv", connect_timeout=2.5)
     results: dict = {}
     connect_at(ctx, client, 1.0, results)

@@ -57,7 +57,8 @@ class Client:
         self.on_message = on_message
         """Called as ``on_message(client, payload)`` for each data frame."""
         self.on_disconnect = on_disconnect
-        """Called as ``on_disconnect(client, how, code)`` with ``how`` = ``clean`` or ``timeout``."""
+        """Called as ``on_disconnect(client, how, code)`` with ``how`` = ``clean`` (close frame),
+        ``reset`` (TCP reset: the server process died) or ``timeout`` (heartbeats went unanswered)."""
         self.state = DISCONNECTED
         self.connected_at = float("nan")
         self.last_heard = float("nan")
@@ -73,22 +74,25 @@ class Client:
     def connect(self) -> simpy.Event:
         """Start a handshake; the event fires with ``accepted``, ``refused``, ``timeout`` or ``closed``
         (abandoned by :meth:`close`)."""
+        self._pending = self.env.event()
+        pending = self._pending
+        self._handshake()
+        return pending
+
+    def _handshake(self) -> None:
         if self.state != DISCONNECTED:
             raise RuntimeError(f"{self.name} is {self.state}; connect() needs a disconnected client")
         self._session += 1
         self.state = CONNECTING
-        pending = self._pending = self.env.event()
         self.network.send(self.name, self.server, (frames.CONNECT, None), frames.HANDSHAKE_BYTES)
         timer = self.env.timeout(self.connect_timeout, self._session)
         timer.callbacks.append(self._connect_timer)
-        return pending
 
     def _connect_timer(self, event: simpy.Event) -> None:
         if event.value == self._session and self.state == CONNECTING:
             self._settle("timeout")
 
     def _settle(self, outcome: str) -> None:
-        pending, self._pending = self._pending, None
         if outcome == "accepted":
             self.state = CONNECTED
             self.connected_at = self.last_heard = self.env.now
@@ -96,8 +100,22 @@ class Client:
                 self._arm_heartbeat()
         else:
             self.state = DISCONNECTED
+        self._outcome(outcome)
+
+    def _outcome(self, outcome: str) -> None:
+        """A handshake ended; subclasses that drive their own reconnection override this."""
+        pending, self._pending = self._pending, None
         if pending is not None:
             pending.succeed(outcome)
+
+    def adopt_connection(self) -> None:
+        """Start out connected (the server side must :meth:`Server.adopt` the same connection):
+        for scenarios that begin in steady state rather than with everyone's handshake."""
+        self._session += 1
+        self.state = CONNECTED
+        self.connected_at = self.last_heard = self.env.now
+        if self.heartbeat_interval is not None:
+            self._arm_heartbeat()
 
     # --- receiving ----------------------------------------------------------------------
     def _on_frame(self, msg: Message) -> None:
@@ -119,6 +137,8 @@ class Client:
                 self.on_message(self, data)
         elif kind == frames.CLOSE:
             self._lost("clean", data)
+        elif kind == frames.RESET:
+            self._lost("reset", frames.ABNORMAL_CLOSURE)
 
     # --- heartbeats ---------------------------------------------------------------------
     def _arm_heartbeat(self) -> None:

@@ -13,6 +13,7 @@ DATA = "data"         # either way: an application message
 PING = "ping"         # client -> server: heartbeat
 PONG = "pong"         # server -> client: heartbeat answer
 CLOSE = "close"       # either way: close frame with a code
+RESET = "reset"       # server host -> client: TCP RST sent by the kernel when the server process dies
 
 NORMAL_CLOSURE = 1000
 """The purpose of the connection was fulfilled."""

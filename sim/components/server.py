@@ -10,8 +10,10 @@ Two faces of the same machine, used by different scenarios:
   ``admission_burst``) and at most ``max_connections`` at once, answers heartbeats, and
   accounts ``memory_per_connection_bytes`` for each open connection.
 
-A server can crash (every job and connection lost, no close frames: clients only notice by
-timeout) or shut down gracefully (close frames with a code), and restart.
+A server can crash or shut down gracefully (close frames with a code), and restart. A crash
+of the *process* leaves the host's kernel running: it resets every TCP connection (clients see
+1006 at once) and refuses new handshakes until the restart. A crash of the *host* is silence:
+clients notice only by heartbeat timeout and their handshakes time out.
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ class Server:
         self._m_memory = m.gauge("server_memory_bytes", "Memory in use", ("server",)).labels(**labels)
         handshakes = m.counter("server_handshakes_total", "Handshakes by result", ("server", "result"))
         self._m_handshakes = {r: handshakes.labels(server=name, result=r)
-                              for r in ("accepted", "refused_full", "refused_rate")}
+                              for r in ("accepted", "refused_full", "refused_rate", "refused_down")}
         self._m_memory.set(spec.memory_base_bytes)
         if network is not None:
             network.attach(name, self._on_message)
@@ -236,6 +238,11 @@ class Server:
     def _on_message(self, msg: Message) -> None:
         kind, data = msg.payload
         client = msg.src
+        if not self.up:  # only the kernel answers: connection refused
+            if kind == frames.CONNECT:
+                self._m_handshakes["refused_down"].inc()
+                self._send(client, frames.REFUSE, "refused_down", frames.HANDSHAKE_BYTES)
+            return
         if kind == frames.CONNECT:
             self._handshake(client)
         elif kind == frames.PING:
@@ -277,6 +284,11 @@ class Server:
         else:
             self._send(client, frames.REFUSE, result, frames.HANDSHAKE_BYTES)
 
+    def adopt(self, client: str) -> None:
+        """Count ``client`` as connected without a handshake (see :meth:`Client.adopt_connection`)."""
+        self.connections[client] = self.env.now
+        self._connections_changed()
+
     def _forget(self, client: str) -> None:
         if self.connections.pop(client, None) is not None:
             self._connections_changed()
@@ -302,17 +314,24 @@ class Server:
         return self.spec.memory_base_bytes + len(self.connections) * self.spec.memory_per_connection_bytes
 
     # =============================================================== failures =========
-    def crash(self) -> None:
-        """Die at once: jobs and connections are lost and no close frame is sent."""
-        self._go_down()
+    def crash(self, *, host: bool = False) -> None:
+        """Die at once: jobs and connections are lost, no close frame is sent.
+
+        A process crash (default) leaves the kernel to reset each connection and refuse
+        handshakes; ``host=True`` is a dead machine: nothing answers at all.
+        """
+        if self.up and not host and self.network is not None:
+            for client in self.connections:
+                self._send(client, frames.RESET, None)
+        self._go_down(detach=host)
 
     def shutdown(self, code: int = frames.GOING_AWAY) -> None:
         """Close every connection with a close frame carrying ``code``, then go down."""
         for client in list(self.connections):
             self._send(client, frames.CLOSE, code)
-        self._go_down()
+        self._go_down(detach=False)
 
-    def _go_down(self) -> None:
+    def _go_down(self, detach: bool) -> None:
         if not self.up:
             return
         self.up = False
@@ -325,7 +344,7 @@ class Server:
             gauge.set(0)
         self.connections.clear()
         self._connections_changed()
-        if self.network is not None:
+        if detach and self.network is not None:
             self.network.detach(self.name)
         counter = self._m_jobs.labels(server=self.name, outcome="lost")
         for job in lost:
@@ -339,12 +358,13 @@ class Server:
             return
         self.up = True
         self._tokens, self._tokens_at = float(self.spec.admission_burst), self.env.now
-        if self.network is not None:
+        if self.network is not None and not self.network.is_attached(self.name):
             self.network.attach(self.name, self._on_message)
 
-    def schedule_outage(self, at: float, downtime: float, *, graceful: bool = False,
+    def schedule_outage(self, at: float, downtime: float, *, graceful: bool = False, host: bool = False,
                         code: int = frames.SERVICE_RESTART) -> simpy.Process:
-        """Crash (or shut down gracefully with ``code``) at ``at`` s and restart ``downtime`` s later."""
+        """Crash (or shut down gracefully with ``code``) at ``at`` s and restart ``downtime`` s later;
+        ``host=True`` makes the crash a dead host rather than a dead process."""
         if at < self.env.now:
             raise ParameterError("crash_at", f"must not be in the past (now is {self.env.now} s), got {at}")
         if not downtime >= 0:
@@ -352,7 +372,7 @@ class Server:
 
         def outage(env: simpy.Environment):
             yield env.timeout(at - env.now)
-            self.shutdown(code) if graceful else self.crash()
+            self.shutdown(code) if graceful else self.crash(host=host)
             yield env.timeout(downtime)
             self.restart()
 
