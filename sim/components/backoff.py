@@ -283,19 +283,19 @@ class Table(Backoff):
 class Ably(Backoff):
     """ably-js: getRetryTime(15 s, n) while disconnected, then every 30 s once suspended (after 120 s)."""
 
-    __slots__ = ("name", "disconnected", "suspended", "ttl", "connect_timeout")
+    __slots__ = ("name", "disconnected_retry", "suspended_retry", "ttl", "connect_timeout")
 
     def __init__(self, disconnected_retry_s: float, suspended_retry_s: float, connection_state_ttl_s: float,
                  connect_timeout_s: float, name: str = "ably", **_: object) -> None:
-        self.name, self.disconnected, self.suspended = name, disconnected_retry_s, suspended_retry_s
+        self.name, self.disconnected_retry, self.suspended_retry = name, disconnected_retry_s, suspended_retry_s
         self.ttl, self.connect_timeout = connection_state_ttl_s, connect_timeout_s
 
     def _delay(self, st, now, since_attempt, u):
         jitter = 1 - 0.2 * u()
         if now - st.episode_start >= self.ttl:
-            return self.suspended * jitter
+            return self.suspended_retry * jitter
         n = st.attempt + 1
-        return self.disconnected * min((n + 2) / 3, 2) * jitter
+        return self.disconnected_retry * min((n + 2) / 3, 2) * jitter
 
 
 _FORMULAS: dict[str, type[Backoff]] = {

@@ -1,0 +1,147 @@
+"""``reconnect-storm``: a server dies under thousands of persistent connections; how do they come back?
+
+The course (7B) says exponential backoff « évite la surcharge réseau et la tempête de requêtes ».
+Here N clients, all connected, are spread over a few servers; one server crashes at
+``crash_at`` and restarts ``downtime`` seconds later; it admits at most ``admission_rate``
+handshakes per second (the excess is refused, like a server protecting itself). Each
+strategy is run on the same seed (common random numbers), so differences come from the
+strategy alone. What the course leaves out, and this scenario shows: without jitter,
+exponential backoff keeps the herd synchronised — every client retries in the same instant.
+
+Simplifications: clients reconnect to the same server (no load balancer: see question 6);
+a handshake is one round trip; the server's admission limit is a token bucket.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim.components.backoff import PRESETS, STRATEGIES, make_backoff
+from sim.components.resilient_client import ReconnectTracker, ResilientClient
+from sim.components.server import Server, ServerSpec
+from sim.core import Context, Distribution, LinkSpec, Network, ParameterError, Params, Result, TruncatedNormal, \
+    Uniform, param
+from sim.core.registry import scenario
+
+GROUPS = {"all": STRATEGIES, "presets": PRESETS, "everything": STRATEGIES + PRESETS}
+
+
+@dataclass(frozen=True)
+class ReconnectStormParams(Params):
+    """Parameters of ``reconnect-storm``."""
+
+    clients: int = param(10_000, ge=1, help="clients, all connected at the start")
+    servers: int = param(4, ge=1, help="servers the clients are spread over (one of them crashes)")
+    strategy: str = param("all", help="backoff strategy or real-client preset; several separated by commas; "
+                                      "'all' (textbook strategies), 'presets' (real clients) or 'everything'")
+    backoff_base: float = param(1.0, gt=0, unit="s", help="textbook strategies: first delay (base)")
+    backoff_multiplier: float = param(2.0, ge=1, help="textbook strategies: growth factor per attempt")
+    backoff_cap: float = param(30.0, gt=0, unit="s", help="textbook strategies: largest delay (cap)")
+    crash_at: float = param(10.0, ge=0, unit="s", help="when the server crashes")
+    downtime: float = param(5.0, ge=0, unit="s", help="how long it stays down before restarting")
+    crash: str = param("process", choices=("process", "host"),
+                       help="process: the kernel resets connections and refuses handshakes at once; "
+                            "host: silence, noticed by heartbeat and connect timeouts")
+    heartbeat_interval: float = param(25.0, gt=0, unit="s",
+                                      help="client ping period (used when crash=host; Engine.IO pingInterval 25 s)")
+    admission_rate: float = param(500.0, gt=0, unit="1/s", help="handshakes a server accepts per second")
+    admission_burst: int = param(50, ge=1, help="handshakes accepted back to back after a quiet period")
+    latency: Distribution = param(TruncatedNormal(0.02, 0.005), unit="s", help="one-way network latency")
+    horizon: float = param(300.0, gt=0, unit="s", help="simulated time; clients not back by then count as not reconnected")
+
+    def validate(self) -> None:
+        self.strategies()  # raises on an unknown name
+        if self.backoff_cap < self.backoff_base:
+            raise ParameterError("backoff_cap", f"must be >= backoff_base ({self.backoff_base} s), got {self.backoff_cap}")
+        if self.crash_at + self.downtime >= self.horizon:
+            raise ParameterError("horizon", f"must be > crash_at + downtime ({self.crash_at + self.downtime} s)")
+
+    def strategies(self) -> tuple[str, ...]:
+        """The strategy names this run compares, in order."""
+        names: list[str] = []
+        for item in (s.strip() for s in self.strategy.split(",")):
+            group = GROUPS.get(item, (item,))
+            for name in group:
+                if name not in STRATEGIES + PRESETS:
+                    allowed = ", ".join((*GROUPS, *STRATEGIES, *PRESETS))
+                    raise ParameterError("strategy", f"must be one or more of {allowed}; got {item!r}")
+                if name not in names:
+                    names.append(name)
+        if not names:
+            raise ParameterError("strategy", "must name at least one strategy")
+        return tuple(names)
+
+
+def simulate(p: ReconnectStormParams, seed: int, strategy: str) -> tuple[dict, pd.DataFrame, np.ndarray]:
+    """One storm with one strategy: summary row, per-second series, reconnect times."""
+    ctx = Context(seed)  # the same seed for every strategy: common random numbers
+    env = ctx.env
+    net = Network(ctx, LinkSpec(latency=p.latency))
+    spec = ServerSpec(admission_rate=p.admission_rate, admission_burst=p.admission_burst)
+    servers = [Server(ctx, f"server-{i}", spec, net) for i in range(p.servers)]
+    policy = make_backoff(strategy, base=p.backoff_base, multiplier=p.backoff_multiplier, cap=p.backoff_cap)
+    tracker = ReconnectTracker()
+    uniform = Uniform(0.0, 1.0).bind(ctx.rng("backoff")).sample
+    heartbeat = p.heartbeat_interval if p.crash == "host" else None
+    for i in range(p.clients):
+        server = servers[i % p.servers]
+        client = ResilientClient(ctx, f"c{i}", net, server.name, policy, tracker, uniform,
+                                 heartbeat_interval=heartbeat)
+        client.adopt_connection()
+        server.adopt(client.name)
+    victim = servers[0]
+    affected = len(victim.connections)
+    victim.schedule_outage(p.crash_at, p.downtime, host=p.crash == "host")
+
+    connected = []
+
+    def sample_connected(env):
+        while True:
+            connected.append((env.now, tracker.connected))
+            yield env.timeout(1.0)
+
+    env.process(sample_connected(env))
+    env.run(until=p.horizon)
+
+    times = np.asarray(tracker.reconnect_times)
+    bins = range(int(p.horizon))
+    attempts = [tracker.attempts.get(b, 0) for b in bins]
+    refused = [tracker.refused.get(b, 0) for b in bins]
+    all_back = len(times) == affected and tracker.connected == p.clients
+    row = {
+        "strategy": strategy,
+        "policy": policy.describe(),
+        "clients": p.clients,
+        "affected": affected,
+        "reconnected": int(len(times)),
+        "gave_up": tracker.gave_up,
+        "reconnect_p50_s": float(np.quantile(times, 0.5)) if len(times) else math.nan,
+        "reconnect_p99_s": float(np.quantile(times, 0.99)) if len(times) else math.nan,
+        "reconnect_max_s": float(times.max()) if len(times) else math.nan,
+        "time_to_all_reconnected_s": tracker.last_reconnect_at - p.crash_at if all_back else math.nan,
+        "peak_attempts_per_s": max(attempts) if attempts else 0,
+        "attempts": sum(tracker.attempts.values()),
+        "refused_attempts": sum(tracker.refused.values()),
+        "timed_out_attempts": tracker.timeouts,
+    }
+    series = pd.DataFrame({"strategy": strategy, "time_s": [float(b) for b in bins], "attempts": attempts,
+                           "refused": refused, "connected": [n for _, n in connected][: len(attempts)]})
+    return row, series, times
+
+
+@scenario("reconnect-storm", ReconnectStormParams,
+          "a server crashes under N persistent connections: the reconnection herd per backoff strategy and real client")
+def run_reconnect_storm(p: ReconnectStormParams, seed: int) -> Result:
+    rows, series, times = [], [], []
+    for name in p.strategies():
+        row, per_second, t = simulate(p, seed, name)
+        rows.append(row)
+        series.append(per_second)
+        times.append(pd.DataFrame({"strategy": name, "reconnect_s": t}))
+    return Result("reconnect-storm", seed, p, pd.DataFrame(rows),
+                  {"per_second": pd.concat(series, ignore_index=True),
+                   "reconnect_times": pd.concat(times, ignore_index=True)})
