@@ -111,7 +111,7 @@ class Textbook(Backoff):
             raise ParameterError("strategy", f"must be one of {', '.join(STRATEGIES)}, got {name!r}")
         self.name = name
         self.base = _positive("backoff_base", base, allow_zero=name == "none")
-        if not (isinstance(multiplier, (int, float)) and multiplier >= 1):
+        if isinstance(multiplier, bool) or not (isinstance(multiplier, (int, float)) and 1 <= multiplier < math.inf):
             raise ParameterError("backoff_multiplier", f"must be a number >= 1, got {multiplier!r}")
         self.multiplier = float(multiplier)
         self.cap = _positive("backoff_cap", cap)

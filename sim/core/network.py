@@ -133,16 +133,18 @@ class Network:
     def _link(self, src: str, dst: str) -> _Link:
         key = (src, dst)
         link = self._links.get(key)
-        if link is None:
-            spec = self._specs.get(key)
-            if spec is None:
-                # One shared state for all default links keeps 100,000 clients cheap; FIFO on the
-                # default link is therefore per pair only when the pair has its own spec.
-                if self._shared is None:
-                    self._shared = _Link(self.default, self.ctx, "default")
-                return self._shared if not self.default.fifo else self._own(key, self.default)
-            link = self._own(key, spec)
-        return link
+        if link is not None:
+            return link
+        spec = self._specs.get(key)
+        if spec is not None:
+            return self._own(key, spec)
+        if self.default.fifo:
+            return self._own(key, self.default)  # FIFO is a property of each pair's stream
+        # Without FIFO, pairs on the default link need no state of their own: one shared link
+        # keeps 100,000 clients cheap.
+        if self._shared is None:
+            self._shared = _Link(self.default, self.ctx, "default")
+        return self._shared
 
     def _own(self, key: tuple[str, str], spec: LinkSpec) -> _Link:
         link = self._links[key] = _Link(spec, self.ctx, f"{key[0]}->{key[1]}")

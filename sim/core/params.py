@@ -263,5 +263,6 @@ def _parse_list(raw: str, item: type) -> tuple:
         if step <= 0 or stop < start:
             raise ValueError
         count = int(math.floor((stop - start) / step + 1e-9)) + 1
-        return tuple(start + i * step for i in range(count))
+        # start + i * step, rounded so that 0.1:0.3:0.1 ends at 0.3 and not 0.30000000000000004
+        return tuple(start + i * step if item is int else round(start + i * step, 12) for i in range(count))
     return tuple(item(float(p)) if item is float else int(p) for p in raw.split(",") if p.strip())
