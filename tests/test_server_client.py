@@ -507,3 +507,23 @@ def test_client_validation(kwargs: dict, field: str) -> None:
     with pytest.raises(ParameterError) as err:
         Client(ctx, "c", Network(ctx), "srv", **kwargs)
     assert err.value.parameter == field
+
+
+def test_accept_arriving_after_the_client_gave_up_is_closed_on_the_server() -> None:
+    ctx, net, server = setup(ServerSpec())
+    client = Client(ctx, "c", net, "srv", connect_timeout=LATENCY)  # gives up before the accept returns
+    results: dict = {}
+    connect_at(ctx, client, 0.0, results)
+    ctx.run()
+    assert results["c"][0] == "timeout"
+    assert server.connections == {}  # the late accept was answered with a close
+
+
+def test_connect_during_a_handshake_is_refused_without_losing_the_first_waiter() -> None:
+    ctx, net, server = setup(ServerSpec())
+    client = Client(ctx, "c", net, "srv")
+    first = client.connect()
+    with pytest.raises(RuntimeError):
+        client.connect()
+    ctx.run()
+    assert first.triggered and first.value == "accepted"

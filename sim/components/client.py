@@ -74,8 +74,9 @@ class Client:
     def connect(self) -> simpy.Event:
         """Start a handshake; the event fires with ``accepted``, ``refused``, ``timeout`` or ``closed``
         (abandoned by :meth:`close`)."""
-        self._pending = self.env.event()
-        pending = self._pending
+        if self.state != DISCONNECTED:  # before touching _pending: a waiting handshake keeps its event
+            raise RuntimeError(f"{self.name} is {self.state}; connect() needs a disconnected client")
+        pending = self._pending = self.env.event()
         self._handshake()
         return pending
 
@@ -120,6 +121,11 @@ class Client:
     # --- receiving ----------------------------------------------------------------------
     def _on_frame(self, msg: Message) -> None:
         kind, data = msg.payload
+        if kind == frames.ACCEPT and (msg.src != self.server or self.state != CONNECTING):
+            # an accept for a handshake this client gave up on: close it, or the server would
+            # hold a connection nobody uses
+            self.network.send(self.name, msg.src, (frames.CLOSE, frames.NORMAL_CLOSURE), frames.FRAME_HEADER_BYTES)
+            return
         if msg.src != self.server:
             return  # a late frame from a server this client has left
         if self.state == CONNECTING:

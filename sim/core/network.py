@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+import numpy as np
 import simpy
 
 from sim.core.context import Context
@@ -79,11 +80,13 @@ class Message:
 class _Link:
     __slots__ = ("spec", "latency", "last_arrival", "rng")
 
-    def __init__(self, spec: LinkSpec, ctx: Context, name: str) -> None:
+    def __init__(self, spec: LinkSpec, rng: np.random.Generator, latency: Distribution) -> None:
         self.spec = spec
-        self.rng = ctx.rng(f"network.link.{name}")
-        self.latency = spec.latency.bind(ctx.rng(f"network.latency.{name}"))
+        self.rng = rng
+        """Decides loss, duplication and forced reordering."""
+        self.latency = latency
         self.last_arrival = 0.0
+        """Arrival time of the latest message, for FIFO links."""
 
 
 class Network:
@@ -138,16 +141,24 @@ class Network:
         spec = self._specs.get(key)
         if spec is not None:
             return self._own(key, spec)
-        if self.default.fifo:
-            return self._own(key, self.default)  # FIFO is a property of each pair's stream
-        # Without FIFO, pairs on the default link need no state of their own: one shared link
-        # keeps 100,000 clients cheap.
         if self._shared is None:
-            self._shared = _Link(self.default, self.ctx, "default")
-        return self._shared
+            self._shared = self._new_link(self.default, "default")
+        if self.default.fifo:
+            # FIFO order is per pair, so each pair keeps its own last arrival, but the pairs share
+            # the default link's random streams: two generators per pair would cost 100,000
+            # clients seconds of set-up.
+            shared = self._shared
+            link = self._links[key] = _Link(self.default, shared.rng, shared.latency)
+            return link
+        return self._shared  # no per-pair state needed: one link serves every default pair
+
+    def _new_link(self, spec: LinkSpec, label: str) -> _Link:
+        # stream names carry the network's name: two networks in one run draw independently
+        rng = self.ctx.rng(f"{self.name}.link.{label}")
+        return _Link(spec, rng, spec.latency.bind(self.ctx.rng(f"{self.name}.latency.{label}")))
 
     def _own(self, key: tuple[str, str], spec: LinkSpec) -> _Link:
-        link = self._links[key] = _Link(spec, self.ctx, f"{key[0]}->{key[1]}")
+        link = self._links[key] = self._new_link(spec, f"{key[0]}->{key[1]}")
         return link
 
     # --- partitions ---------------------------------------------------------------------
