@@ -122,14 +122,26 @@ def _run(name: str, settings: dict[str, str], seed: int, out: Path | None) -> in
     params = sc.params_type.from_strings(settings)
     result = sc.run(params, seed)
     if out is None:
-        summary = result.summary
-        with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_rows", None):
-            # one configuration reads better as a column of name/value pairs than as a very wide row
-            print(summary.T.to_string(header=False) if len(summary) == 1 else summary.to_string(index=False))
+        print(format_summary(result.summary))
     else:
         for path in result.write(out):
             print(path)
     return 0
+
+
+def format_summary(summary: pd.DataFrame, width: int = 120) -> str:
+    """The summary as text that fits a terminal: one column per configuration when it is wide."""
+    with pd.option_context("display.max_columns", None, "display.width", 10_000, "display.max_rows", None):
+        text = summary.to_string(index=False)
+        if max(map(len, text.splitlines()), default=0) <= width:
+            return text
+        # a wide table reads better turned: parameters and measures down, configurations across
+        if len(summary) == 1:
+            return summary.T.to_string(header=False)
+        first = summary.iloc[:, 0]
+        if not pd.api.types.is_numeric_dtype(first) and first.is_unique:  # e.g. mode names: use them as headers
+            return summary.set_index(summary.columns[0]).T.to_string()
+        return summary.T.to_string()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -151,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("python -m sim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `python -m sim run ... | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
     return 2
 
 

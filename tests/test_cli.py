@@ -69,3 +69,19 @@ def test_bad_input_exits_2_with_one_line_naming_it(args, names):
     assert len(lines) == 1, proc.stderr
     assert names in lines[0] and "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_wide_summaries_are_turned_to_fit_a_terminal():
+    from sim.cli import format_summary
+
+    wide = pd.DataFrame({"mode": ["a", "b"], **{f"measure_{i}": [1.0, 2.0] for i in range(30)}})
+    text = format_summary(wide)
+    assert max(len(line) for line in text.splitlines()) <= 120
+    assert text.splitlines()[0].split() == ["mode", "a", "b"]
+    narrow = pd.DataFrame({"mode": ["a"], "x": [1]})
+    assert format_summary(narrow) == narrow.to_string(index=False)
+
+
+def test_output_piped_into_a_closed_reader_is_not_an_error():
+    proc = subprocess.run(f"{sys.executable} -m sim list | head -c 1", shell=True, capture_output=True, text=True)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr

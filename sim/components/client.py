@@ -29,14 +29,15 @@ class Client:
 
     __slots__ = (
         "ctx", "env", "name", "network", "server", "connect_timeout", "heartbeat_interval", "heartbeat_timeout",
-        "on_message", "on_disconnect", "state", "connected_at", "last_heard", "close_code", "_session", "_pending",
+        "on_message", "on_disconnect", "on_connect", "state", "connected_at", "last_heard", "close_code", "_session", "_pending",
         "received",
     )
 
     def __init__(self, ctx: Context, name: str, network: Network, server: str, *, connect_timeout: float = 10.0,
                  heartbeat_interval: float | None = None, heartbeat_timeout: float | None = None,
                  on_message: Callable[["Client", Any], None] | None = None,
-                 on_disconnect: Callable[["Client", str, int], None] | None = None) -> None:
+                 on_disconnect: Callable[["Client", str, int], None] | None = None,
+                 on_connect: Callable[["Client"], None] | None = None) -> None:
         if not connect_timeout > 0:
             raise ParameterError("connect_timeout", f"must be a number of seconds > 0, got {connect_timeout!r}")
         if heartbeat_interval is not None and not heartbeat_interval > 0:
@@ -59,6 +60,8 @@ class Client:
         self.on_disconnect = on_disconnect
         """Called as ``on_disconnect(client, how, code)`` with ``how`` = ``clean`` (close frame),
         ``reset`` (TCP reset: the server process died) or ``timeout`` (heartbeats went unanswered)."""
+        self.on_connect = on_connect
+        """Called as ``on_connect(client)`` each time a handshake is accepted (e.g. to replay an outbox)."""
         self.state = DISCONNECTED
         self.connected_at = float("nan")
         self.last_heard = float("nan")
@@ -99,6 +102,8 @@ class Client:
             self.connected_at = self.last_heard = self.env.now
             if self.heartbeat_interval is not None:
                 self._arm_heartbeat()
+            if self.on_connect is not None:
+                self.on_connect(self)
         else:
             self.state = DISCONNECTED
         self._outcome(outcome)

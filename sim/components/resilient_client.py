@@ -51,7 +51,7 @@ class ReconnectTracker:
 class ResilientClient(Client):
     """A client that reconnects automatically with ``policy`` (see the module docstring)."""
 
-    __slots__ = ("policy", "backoff", "tracker", "uniform", "last_attempt_at", "lost_at", "give_up_after")
+    __slots__ = ("policy", "backoff", "tracker", "uniform", "last_attempt_at", "lost_at", "stopped")
 
     def __init__(self, ctx: Context, name: str, network: Network, server: str, policy: Backoff,
                  tracker: ReconnectTracker, uniform: Callable[[], float], **client_options) -> None:
@@ -64,6 +64,8 @@ class ResilientClient(Client):
         """Draws U[0, 1) for the policy's jitter (a shared, seeded stream)."""
         self.last_attempt_at = 0.0
         self.lost_at = math.nan
+        self.stopped = False
+        """Set by :meth:`stop`: no more reconnection attempts."""
 
     # --- the loop -----------------------------------------------------------------------
     def start(self) -> None:
@@ -76,8 +78,17 @@ class ResilientClient(Client):
         self.tracker.connected += 1
         self.policy.connected(self.backoff, self.env.now)
 
-    def _attempt(self, _event: simpy.Event | None = None) -> None:
+    def stop(self, code: int = 1000) -> None:
+        """Close the connection and stop reconnecting (a pending retry is dropped)."""
+        self.stopped = True
         if self.state != DISCONNECTED:
+            was_connected = self.state == "connected"
+            self.close(code)
+            if was_connected:
+                self.tracker.connected -= 1
+
+    def _attempt(self, _event: simpy.Event | None = None) -> None:
+        if self.stopped or self.state != DISCONNECTED:
             return
         now = self.env.now
         self.last_attempt_at = now
@@ -97,7 +108,7 @@ class ResilientClient(Client):
             tracker._count(tracker.refused, now)
         elif outcome == "timeout":
             tracker.timeouts += 1
-        if outcome != "closed":
+        if outcome != "closed" and not self.stopped:
             self._schedule_retry()
 
     def _lost(self, how: str, code: int) -> None:

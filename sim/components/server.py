@@ -140,6 +140,8 @@ class Server:
         handshakes = m.counter("server_handshakes_total", "Handshakes by result", ("server", "result"))
         self._m_handshakes = {r: handshakes.labels(server=name, result=r)
                               for r in ("accepted", "refused_full", "refused_rate", "refused_down")}
+        self._m_ignored = m.counter("server_frames_ignored_total", "Data frames from clients not connected here",
+                                    ("server",)).labels(**labels)
         self._m_memory.set(spec.memory_base_bytes)
         if network is not None:
             network.attach(name, self._on_message)
@@ -249,7 +251,9 @@ class Server:
             if client in self.connections:
                 self._send(client, frames.PONG, None)
         elif kind == frames.DATA:
-            if client in self.connections and self.on_data is not None:
+            if client not in self.connections:
+                self._m_ignored.inc()  # e.g. sent on a connection the server has already dropped
+            elif self.on_data is not None:
                 self.on_data(self, client, data)
         elif kind == frames.CLOSE:
             self._forget(client)

@@ -102,7 +102,8 @@ class Network:
         self._links: dict[tuple[str, str], _Link] = {}
         self._shared: _Link | None = None
         self._handlers: dict[str, Handler] = {}
-        self._partitions: list[tuple[float, float, frozenset[str], frozenset[str] | None]] = []
+        self._partitions: dict[str, list[tuple[float, float, frozenset[str], frozenset[str] | None]]] = {}
+        self._cuts = 0  # index entries not yet forgotten, to skip the check when there are none
         self._next_id = 0
         # accounting (plain ints: this is the hot path)
         self.sent = 0
@@ -176,18 +177,35 @@ class Network:
             raise ParameterError("partition.heal", f"must be >= start ({start} s), got {heal}")
         side = frozenset(side)
         other_set = None if other is None else frozenset(other)
-        self._partitions.append((float(start), math.inf if heal is None else float(heal), side, other_set))
+        cut = (float(start), math.inf if heal is None else float(heal), side, other_set)
+        # indexed by the nodes of the smaller named side, so a check looks only at cuts that
+        # involve one of its two nodes (thousands of clients may each have their own outages)
+        indexed = side if other_set is None or len(side) <= len(other_set) else other_set
+        for node in indexed:
+            self._partitions.setdefault(node, []).append(cut)
+        self._cuts += len(indexed)
 
     def partitioned(self, a: str, b: str) -> bool:
         """True while a partition separates ``a`` from ``b``."""
+        if not self._cuts:
+            return False
         now = self.env.now
-        cuts = self._partitions
-        if cuts and any(heal <= now for _, heal, _, _ in cuts):
-            cuts[:] = [c for c in cuts if c[1] > now]  # healed for good: forget them
-        for start, _heal, side, other in cuts:
-            if start <= now and (a in side) != (b in side):
-                if other is None or (b in other if a in side else a in other):
-                    return True
+        for node in (a, b):
+            cuts = self._partitions.get(node)
+            if not cuts:
+                continue
+            if cuts[0][1] <= now or any(c[1] <= now for c in cuts):
+                alive = [c for c in cuts if c[1] > now]  # healed for good: forget them
+                self._cuts -= len(cuts) - len(alive)
+                if alive:
+                    self._partitions[node] = cuts = alive
+                else:
+                    del self._partitions[node]
+                    continue
+            for start, _heal, side, other in cuts:
+                if start <= now and (a in side) != (b in side):
+                    if other is None or (b in other if a in side else a in other):
+                        return True
         return False
 
     # --- sending ------------------------------------------------------------------------
@@ -208,7 +226,7 @@ class Network:
 
     def _transmit(self, link: _Link, msg: Message) -> None:
         spec = link.spec
-        if self._partitions and self.partitioned(msg.src, msg.dst):
+        if self._cuts and self.partitioned(msg.src, msg.dst):
             self._drop(msg, "partition")
             return
         if spec.loss and link.rng.random() < spec.loss:
@@ -229,7 +247,7 @@ class Network:
 
     def _arrive(self, event: simpy.Event) -> None:
         msg: Message = event.value
-        if self._partitions and self.partitioned(msg.src, msg.dst):
+        if self._cuts and self.partitioned(msg.src, msg.dst):
             self._drop(msg, "partition")
             return
         handler = self._handlers.get(msg.dst)

@@ -1,0 +1,341 @@
+"""``offline-buffer``: « buffer local des messages non envoyés (replay après reconnexion) ».
+
+``clients`` clients each produce messages at ``rate`` per second (Poisson) for ``duration``
+seconds and send them to one server over a persistent connection. Each client's link flaps:
+it stays up for ``uptime`` seconds, then is cut for ``outage`` seconds. The cut drops every
+frame crossing it, including those already in flight. The link also loses each frame with
+probability ``loss``. A client notices a dead connection by its heartbeat timeout and then
+tries to reconnect every ``retry_interval`` seconds. Three designs are compared:
+
+* ``none``: send only when connected, otherwise drop (the course's answer without a buffer).
+  Messages produced offline are lost, and so are messages sent into a connection that is dying
+  before the client notices;
+* ``buffer``: an :class:`~sim.components.outbox.Outbox` keeps every message until it is acked
+  and replays it after reconnection. Nothing is lost except by overflow, but a message whose
+  ack was lost is applied again (at least once);
+* ``buffer_dedupe``: the same outbox, and the server applies each ``(client, seq)`` once and
+  acks every copy (an exactly-once effect).
+
+Each mode runs with the same seed, so it sees the same production times and the same outages
+(common random numbers). After ``duration`` production stops, no new outage starts, and each
+client closes once its outbox is empty. The run ends when every client has closed, or
+``drain_limit`` seconds after production stopped, and then every frame still in flight lands.
+Conservation, per mode::
+
+    sent = applied + lost
+    lost = dropped_offline + lost_in_transit + overflow_lost + pending
+
+``applied`` counts distinct messages that took effect at the server, and ``duplicated`` counts
+extra applications. ``overflow_lost`` counts messages evicted or refused by a full outbox that
+never took effect. ``pending`` counts those still held when the drain limit cut the run short.
+``lost_in_transit`` counts messages sent by ``none`` into a dying connection; it is 0 with an
+outbox, which keeps every message until it is acked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from sim.components.client import CONNECTED, Client
+from sim.components.outbox import OVERFLOW_POLICIES, Deduplicator, DirectSender, Outbox
+from sim.components.server import Server
+from sim.core import (
+    Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, param,
+)
+from sim.core.registry import scenario
+
+MODES = ("none", "buffer", "buffer_dedupe")
+SERVER = "server"
+
+
+@dataclass(frozen=True)
+class OfflineBufferParams(Params):
+    """Parameters of the ``offline-buffer`` scenario."""
+
+    mode: str = param("all", choices=(*MODES, "all"),
+                      help="none (drop while offline), buffer (outbox + replay), buffer_dedupe (+ server dedupe), "
+                           "or all three on the same seed")
+    clients: int = param(20, ge=1, help="clients, each with its own connection and outbox")
+    rate: float = param(2.0, gt=0, unit="1/s", help="messages each client produces per second (Poisson)")
+    duration: float = param(300.0, gt=0, unit="s", help="production period; afterwards the system drains")
+    uptime: Distribution = param(Exponential(0.05), unit="s",
+                                 help="how long a client's link stays up between outages (default mean 20 s)")
+    outage: Distribution = param(Exponential(0.2), unit="s",
+                                 help="how long each cut of a client's link lasts (default mean 5 s)")
+    latency: Distribution = param(Uniform(0.02, 0.08), unit="s", help="one-way latency client <-> server")
+    loss: float = param(0.01, ge=0, lt=1, help="probability that the link loses a frame (each direction)")
+    capacity: int = param(100, ge=1, help="most messages an outbox holds, unacknowledged ones included")
+    overflow: str = param("drop_oldest", choices=OVERFLOW_POLICIES,
+                          help="full outbox: evict the oldest held message, or refuse the new one")
+    ack_timeout: float | None = param(1.0, gt=0, unit="s", none_means="resend only after a reconnection",
+                                      help="resend an unacknowledged message this long after its last send")
+    heartbeat_interval: float = param(1.0, gt=0, unit="s", help="client ping period")
+    heartbeat_timeout: float = param(3.0, gt=0, unit="s",
+                                     help="silence after which a client declares the connection dead")
+    connect_timeout: float = param(2.0, gt=0, unit="s", help="wait for a handshake answer before giving up")
+    retry_interval: float = param(1.0, ge=0, unit="s", help="pause between failed reconnection attempts")
+    drain_limit: float = param(300.0, gt=0, unit="s", help="most time allowed after production for outboxes to empty")
+    sample_interval: float = param(1.0, gt=0, unit="s", help="period of the timeline series")
+
+    def validate(self) -> None:
+        if self.heartbeat_timeout < self.heartbeat_interval:
+            raise ParameterError("heartbeat_timeout", f"must be >= heartbeat_interval ({self.heartbeat_interval} s), "
+                                                      f"got {self.heartbeat_timeout}")
+        if not self.uptime.mean > 0:
+            raise ParameterError("uptime", f"must have a mean > 0 s (links must be up some of the time), "
+                                           f"got {self.uptime.spec()}")
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return MODES if self.mode == "all" else (self.mode,)
+
+
+class _Ledger:
+    """The server's application state: how many times each (client, seq) took effect, and when first."""
+
+    __slots__ = ("env", "count", "delays", "applications", "last_at")
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.count: dict[tuple[str, int], int] = {}
+        self.delays: list[float] = []
+        """Production to first application, in seconds."""
+        self.applications = 0
+        self.last_at = 0.0
+
+    def apply(self, client: str, seq: int, produced_at: float) -> None:
+        key = (client, seq)
+        n = self.count.get(key, 0)
+        if n == 0:
+            self.delays.append(self.env.now - produced_at)
+        self.count[key] = n + 1
+        self.applications += 1
+        self.last_at = self.env.now
+
+
+class _Station:
+    """One client with its sender (outbox or direct), producer, flapping link and reconnection loop."""
+
+    __slots__ = ("run", "name", "client", "sender", "producing", "stopping", "link_down_until", "up_since",
+                 "up_total", "disconnects")
+
+    def __init__(self, run: "_Run", name: str, mode: str) -> None:
+        p = run.p
+        self.run = run
+        self.name = name
+        self.client = Client(run.ctx, name, run.net, SERVER, connect_timeout=p.connect_timeout,
+                             heartbeat_interval=p.heartbeat_interval, heartbeat_timeout=p.heartbeat_timeout,
+                             on_message=self._on_message, on_disconnect=self._on_disconnect)
+        if mode == "none":
+            self.sender: Outbox | DirectSender = DirectSender(self.client)
+        else:
+            self.sender = Outbox(run.ctx, self.client, capacity=p.capacity, overflow=p.overflow,
+                                 ack_timeout=p.ack_timeout, on_overflow=self._on_overflow,
+                                 on_drained=lambda _o: self._maybe_finish())
+        self.producing = True
+        self.stopping = False
+        self.link_down_until = -math.inf
+        self.up_since = math.nan
+        self.up_total = 0.0
+        self.disconnects = 0
+
+    def start(self) -> None:
+        env, ctx, p = self.run.env, self.run.ctx, self.run.p
+        env.process(self._produce(env, Exponential(p.rate).bind(ctx.rng(f"produce.{self.name}"))))
+        env.process(self._flap(env, p.uptime.bind(ctx.rng(f"link.{self.name}.uptime")),
+                               p.outage.bind(ctx.rng(f"link.{self.name}.outage"))))
+        env.process(self._connect())
+
+    # --- processes ------------------------------------------------------------------------
+    def _produce(self, env: simpy.Environment, interarrival: Distribution):
+        end = self.run.p.duration
+        while True:
+            t = env.now + interarrival.sample()
+            if t >= end:
+                break
+            yield env.timeout(t - env.now)
+            self.sender.submit(env.now)  # the body is the production time, for the delay statistic
+        yield env.timeout(end - env.now)
+        self.producing = False
+        self._maybe_finish()
+
+    def _flap(self, env: simpy.Environment, uptime: Distribution, outage: Distribution):
+        # Outage times depend only on this client's streams, not on traffic, so every mode sees the same cuts.
+        end = self.run.p.duration
+        while True:
+            yield env.timeout(uptime.sample())
+            if env.now >= end:
+                return  # no new outage while draining, so the drain ends
+            down = outage.sample()
+            self.run.net.partition([self.name], [SERVER], start=env.now, heal=env.now + down)
+            self.link_down_until = env.now + down
+            yield env.timeout(down)
+
+    def _connect(self):
+        env = self.run.env
+        while not self.stopping:
+            outcome = yield self.client.connect()
+            if outcome == "accepted":
+                self.up_since = env.now
+                self.sender.connected()  # replay what the outbox holds
+                return
+            if self.stopping:
+                return
+            yield env.timeout(self.run.p.retry_interval)
+
+    # --- callbacks --------------------------------------------------------------------------
+    def _on_message(self, _client: Client, payload) -> None:
+        self.sender.handle(payload)
+
+    def _on_disconnect(self, _client: Client, _how: str, _code: int) -> None:
+        self._count_uptime()
+        self.disconnects += 1
+        if not self.stopping:
+            self.run.env.process(self._connect())
+
+    def _on_overflow(self, seq: int, _body) -> None:
+        self.run.overflow_keys.append((self.name, seq))
+
+    def _count_uptime(self) -> None:
+        # connected time within the production period, for offline_fraction
+        end = self.run.p.duration
+        if not math.isnan(self.up_since):
+            self.up_total += max(0.0, min(self.run.env.now, end) - min(self.up_since, end))
+        self.up_since = math.nan
+
+    def _maybe_finish(self, *, force: bool = False) -> None:
+        if self.stopping or (not force and (self.producing or self.sender.held)):
+            return
+        self.stopping = True
+        if self.client.state == CONNECTED:
+            self._count_uptime()
+        self.client.close()  # no more heartbeats; an attempt in progress is abandoned
+        self.run.station_finished()
+
+
+class _Run:
+    """One mode on one seed."""
+
+    def __init__(self, p: OfflineBufferParams, mode: str, seed: int) -> None:
+        self.p = p
+        self.mode = mode
+        self.ctx = ctx = Context(seed)
+        self.env = ctx.env
+        self.net = Network(ctx, LinkSpec(latency=p.latency, loss=p.loss, fifo=True))  # fifo: a TCP stream
+        self.ledger = _Ledger(self.env)
+        self.receiver = Deduplicator(self.ledger.apply, dedupe=mode == "buffer_dedupe", ack=mode != "none")
+        self.server = Server(ctx, SERVER, network=self.net, on_data=self.receiver.on_data)
+        self.overflow_keys: list[tuple[str, int]] = []
+        self.stations = [_Station(self, f"c{i}", mode) for i in range(p.clients)]
+        self._running = len(self.stations)
+        self.all_finished = self.env.event()
+        self.timeline: list[dict] = []
+
+    def station_finished(self) -> None:
+        self._running -= 1
+        if self._running == 0:
+            self.all_finished.succeed()
+
+    def _deadline(self, env: simpy.Environment):
+        yield env.timeout(self.p.duration + self.p.drain_limit)
+        for station in self.stations:
+            station._maybe_finish(force=True)  # what is still held then is reported as pending
+
+    def _sample(self, env: simpy.Environment):
+        k = 0
+        while True:
+            yield env.timeout(max(0.0, k * self.p.sample_interval - env.now))  # k * interval: no drift
+            if self.all_finished.triggered:
+                return  # execute() takes the last snapshot
+            self._snapshot()
+            k += 1
+
+    def _snapshot(self, now: float | None = None) -> None:
+        now = self.env.now if now is None else now
+        ledger = self.ledger
+        self.timeline.append({
+            "time_s": now, "mode": self.mode,
+            "connected": sum(s.client.state == CONNECTED for s in self.stations),
+            "link_down": sum(s.link_down_until > now for s in self.stations),
+            "buffered": sum(s.sender.held for s in self.stations),
+            "sent": sum(s.sender.produced for s in self.stations),
+            "applied": len(ledger.count),
+            "duplicated": ledger.applications - len(ledger.count),
+        })
+
+    def execute(self) -> dict:
+        env, p = self.env, self.p
+        for station in self.stations:
+            station.start()
+        env.process(self._deadline(env))
+        env.process(self._sample(env))
+        env.run(until=self.all_finished)
+        finished = env.now
+        env.run()  # every client is closed: let frames in flight land and timers expire
+        # env.now has now jumped past leftover timers: date the last row by the last change instead
+        self._snapshot(max(finished, self.ledger.last_at))
+        return self._summary(finished - p.duration)
+
+    def _summary(self, drain: float) -> dict:
+        p, ledger, stations = self.p, self.ledger, self.stations
+        applied_keys = ledger.count
+        sent = sum(s.sender.produced for s in stations)
+        applied = len(applied_keys)
+        transmissions = sum(s.sender.transmissions for s in stations)
+        if self.mode == "none":
+            dropped_offline = sum(s.sender.dropped_offline for s in stations)
+            lost_in_transit = transmissions - applied  # each message is sent at most once and never copied
+            overflowed = overflow_lost = pending = replayed = retransmitted = 0
+        else:
+            dropped_offline = lost_in_transit = 0
+            overflowed = sum(s.sender.overflowed for s in stations)
+            overflow_lost = sum(key not in applied_keys for key in self.overflow_keys)
+            pending = sum((s.name, seq) not in applied_keys for s in stations for seq in s.sender.held_seqs())
+            replayed = sum(s.sender.replayed for s in stations)
+            retransmitted = sum(s.sender.retransmitted for s in stations)
+        delays = np.asarray(ledger.delays)
+        duplicated = ledger.applications - applied
+        return {
+            "mode": self.mode, "sent": sent, "applied": applied, "lost": sent - applied, "duplicated": duplicated,
+            "overflowed": overflowed, "replayed": replayed, "retransmitted": retransmitted,
+            "dropped_offline": dropped_offline, "lost_in_transit": lost_in_transit,
+            "overflow_lost": overflow_lost, "pending": pending,
+            "delivery_ratio": applied / sent if sent else math.nan,
+            "duplicate_ratio": duplicated / applied if applied else math.nan,
+            "data_frames": transmissions,
+            "disconnects": sum(s.disconnects for s in stations),
+            "offline_fraction": 1.0 - sum(s.up_total for s in stations) / (len(stations) * p.duration),
+            "delay_mean_s": float(delays.mean()) if len(delays) else math.nan,
+            "delay_p99_s": float(np.quantile(delays, 0.99)) if len(delays) else math.nan,
+            "drain_s": drain,
+            "clients": p.clients, "rate": p.rate, "duration_s": p.duration,
+            "uptime_mean_s": p.uptime.mean, "outage_mean_s": p.outage.mean, "loss": p.loss,
+            "capacity": p.capacity if self.mode != "none" else 0, "overflow": p.overflow if self.mode != "none" else "",
+            "ack_timeout_s": p.ack_timeout if p.ack_timeout is not None else math.inf,
+        }
+
+
+def simulate(p: OfflineBufferParams, mode: str, seed: int) -> tuple[dict, pd.DataFrame]:
+    """One mode: its summary row and its timeline."""
+    if mode not in MODES:
+        raise ParameterError("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
+    run = _Run(p, mode, seed)
+    row = run.execute()
+    return row, pd.DataFrame(run.timeline)
+
+
+@scenario("offline-buffer", OfflineBufferParams,
+          "Q7: offline buffer with replay under flapping connections: lost, at-least-once, exactly-once")
+def run_offline_buffer(p: OfflineBufferParams, seed: int) -> Result:
+    rows, timelines = [], []
+    for mode in p.modes:
+        row, timeline = simulate(p, mode, seed)
+        rows.append(row)
+        timelines.append(timeline)
+    return Result("offline-buffer", seed, p, pd.DataFrame(rows),
+                  {"timeline": pd.concat(timelines, ignore_index=True)})
