@@ -120,7 +120,7 @@ def _document(model: str, client_id: int, ctx: Context, delivery: str):
 
 def simulate(p: CrdtConvergenceParams, seed: int, model: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """One run of one model: summary row, distinct-states series, final documents."""
-    ctx = Context(seed)  # the same seed for every model: same users, same keystrokes, same network draws
+    ctx = Context(seed)  # the same seed for every model: same users, keystrokes, client ids and network streams
     env = ctx.env
     net = Network(ctx, LinkSpec(latency=p.latency, loss=p.loss, duplication=p.duplication, reorder=p.reorder))
     names = [f"replica-{i}" for i in range(p.replicas)]
@@ -165,8 +165,8 @@ def simulate(p: CrdtConvergenceParams, seed: int, model: str) -> tuple[dict, pd.
     settings = [r.document.settings() for r in replicas]
     all_keys = sorted(set().union(*settings))
     comments_written = set(ledger.comments)
-    edit_bytes = sum(r.edit_bytes for r in replicas)
-    sync_bytes = sum(r.sync_bytes for r in replicas)
+    edit_bytes = int(sum(r.edit_bytes for r in replicas))
+    sync_bytes = int(sum(r.sync_bytes for r in replicas))
     acct = net.accounting()
     row = {
         "model": model,
@@ -180,6 +180,7 @@ def simulate(p: CrdtConvergenceParams, seed: int, model: str) -> tuple[dict, pd.
         "converged": largest == p.replicas,
         "divergent_replicas": p.replicas - largest,
         "distinct_final_states": len(group_sizes),
+        "deleted_characters": len(ledger.deleted),
         "lost_characters": max(lost for lost, _ in losses),
         "resurrected_characters": max(res for _, res in losses),
         "divergent_settings": sum(len({s.get(k) for s in settings}) > 1 for k in all_keys),
@@ -191,10 +192,12 @@ def simulate(p: CrdtConvergenceParams, seed: int, model: str) -> tuple[dict, pd.
         "anti_entropy_bytes": sync_bytes,
         "bytes_per_edit": edit_bytes / (p.operations * (p.replicas - 1)),
         "messages_sent": acct["sent"],
+        "messages_delivered": acct["delivered"],
         "messages_lost": acct["dropped_loss"],
         "messages_cut_by_partition": acct["dropped_partition"],
+        "messages_in_flight": acct["in_flight"],
         "duplicates_delivered": acct["duplicates_delivered"],
-        "held_back_updates": sum(len(getattr(r.document, "pending", ())) for r in replicas),
+        "held_back_updates": sum(len(r.document.pending) for r in replicas),
         "simulated_s": horizon,
     }
     series = pd.DataFrame(samples, columns=["time_s", "distinct_states"])

@@ -31,6 +31,7 @@ from typing import Any, Callable
 from pycrdt import Array, Doc, Map, Text
 
 from sim.components.crdt.yjs_format import StateVector, decode_state_vector, decode_update
+from sim.core.errors import ParameterError
 
 __all__ = ["DELIVERY", "LWWDocument", "LWWState", "NaiveDocument", "NaiveOp", "YDocument", "YUpdate", "uint_size"]
 
@@ -85,7 +86,7 @@ class YDocument:
 
     def __init__(self, client_id: int, *, delivery: str = "causal") -> None:
         if delivery not in DELIVERY:
-            raise ValueError(f"delivery must be one of {', '.join(DELIVERY)}, got {delivery!r}")
+            raise ParameterError("delivery", f"must be one of {', '.join(DELIVERY)}, got {delivery!r}")
         self.client_id = client_id
         self.delivery = delivery
         self.doc: Doc = Doc(client_id=client_id)
@@ -289,6 +290,7 @@ class NaiveDocument:
     """
 
     kind = "naive"
+    pending: tuple = ()  # never holds an operation back: that is the point
 
     def __init__(self, client_id: int) -> None:
         self.client_id = client_id
@@ -301,6 +303,10 @@ class NaiveDocument:
         """Every operation seen, by origin then sequence number (what anti-entropy can resend)."""
         self.prefix: dict[int, int] = {}
         """Per origin, the largest n such that operations 1..n have all been seen."""
+        self.beyond: dict[int, set[int]] = {}
+        """Per origin, sequence numbers seen past a gap (the prefix stops at the first lost operation)."""
+        self.top: dict[int, int] = {}
+        """Per origin, the largest sequence number seen."""
         self.duplicates = 0
 
     def _local(self, op: NaiveOp) -> tuple[NaiveOp, int]:
@@ -340,12 +346,21 @@ class NaiveDocument:
         return changed
 
     def _integrate(self, op: NaiveOp) -> None:
-        seen = self.log.setdefault(op.origin, {})
-        seen[op.seq] = op
-        n = self.prefix.get(op.origin, 0)
-        while n + 1 in seen:
+        origin, seq = op.origin, op.seq
+        seen = self.log.setdefault(origin, {})
+        seen[seq] = op
+        beyond = self.beyond.setdefault(origin, set())
+        n = self.prefix.get(origin, 0)
+        if seq == n + 1:  # kept incrementally: anti-entropy must not rescan the whole log every round
             n += 1
-        self.prefix[op.origin] = n
+            while n + 1 in beyond:
+                n += 1
+                beyond.discard(n)
+            self.prefix[origin] = n
+        else:
+            beyond.add(seq)
+        if seq > self.top.get(origin, 0):
+            self.top[origin] = seq
         if op.kind == "insert":
             pos = min(op.pos, len(self.chars))
             self.chars.insert(pos, op.value)
@@ -362,9 +377,9 @@ class NaiveDocument:
     def digest(self) -> tuple[dict[int, tuple[int, tuple[int, ...]]], int]:
         """Per origin: the contiguous prefix seen and the sequence numbers seen beyond it."""
         summary, size = {}, uint_size(len(self.log))
-        for origin, seen in self.log.items():
-            n = self.prefix[origin]
-            beyond = tuple(sorted(s for s in seen if s > n))
+        for origin in self.log:
+            n = self.prefix.get(origin, 0)
+            beyond = tuple(sorted(self.beyond[origin]))
             summary[origin] = (n, beyond)
             size += uint_size(origin) + uint_size(n) + uint_size(len(beyond)) + sum(uint_size(s) for s in beyond)
         return summary, size
@@ -374,7 +389,7 @@ class NaiveDocument:
         for origin, seen in self.log.items():
             n, beyond = digest.get(origin, (0, ()))
             skip = set(beyond)
-            missing.extend(seen[s] for s in range(n + 1, max(seen) + 1) if s in seen and s not in skip)
+            missing.extend(seen[s] for s in range(n + 1, self.top[origin] + 1) if s in seen and s not in skip)
         if not missing:
             return None
         return tuple(missing), sum(op.size for op in missing)
@@ -423,6 +438,7 @@ class LWWDocument:
     """
 
     kind = "lww"
+    pending: tuple = ()  # a newer whole document never waits for an older one
 
     def __init__(self, client_id: int, clock: Callable[[], float]) -> None:
         self.client_id = client_id

@@ -52,6 +52,16 @@ class EditingWorkload:
             raise ParameterError("replicas", "must hold at least one replica")
         if not 1 <= users <= len(LETTERS):
             raise ParameterError("users", f"must be between 1 and {len(LETTERS)} (one letter each), got {users!r}")
+        if operations < 0:
+            raise ParameterError("operations", f"must be an integer >= 0, got {operations!r}")
+        if not typing_rate > 0:
+            raise ParameterError("typing_rate", f"must be > 0 edits per second, got {typing_rate!r}")
+        for name, share in (("delete_fraction", delete_fraction), ("setting_fraction", setting_fraction),
+                            ("comment_fraction", comment_fraction), ("hotspot", hotspot)):
+            if not 0 <= share <= 1:
+                raise ParameterError(name, f"must be between 0 and 1, got {share!r}")
+        if settings_keys < 1:
+            raise ParameterError("settings_keys", f"must be an integer >= 1, got {settings_keys!r}")
         if delete_fraction + setting_fraction + comment_fraction > 1:
             raise ParameterError("delete_fraction", "plus setting_fraction plus comment_fraction must be <= 1")
         self.env: simpy.Environment = ctx.env

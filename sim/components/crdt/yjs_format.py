@@ -139,6 +139,13 @@ class DecodedUpdate:
 
 def decode_update(data: bytes) -> DecodedUpdate:
     """Decode a v1 update (``Doc.get_update()`` or an observed transaction's update)."""
+    try:
+        return _decode_update(data)
+    except IndexError:
+        raise ValueError("truncated Yjs update") from None
+
+
+def _decode_update(data: bytes) -> DecodedUpdate:
     r = _Reader(data)
     out = DecodedUpdate()
     for _ in range(r.uint()):
