@@ -3,7 +3,7 @@
 Layers, each knowing only those below it: ``sim.core`` (context, distributions, network,
 metrics, parameters, registry), ``sim.components`` (servers, clients and the other real
 systems), ``sim.scenarios`` (one module per course question), and the presentation
-(``sim.cli``, ``sim.course``, ``sim.plots`` and the notebooks).
+(``sim.cli``, ``sim.course`` and the notebooks).
 
 Quick use::
 

@@ -32,7 +32,7 @@ class ReconnectTracker:
         self.attempts: dict[int, int] = {}
         """Connection attempts started, per time bin (bin index = floor(t / bin_s))."""
         self.refused: dict[int, int] = {}
-        """Attempts refused by the server (rate limit, full, process down), per bin."""
+        """Attempts refused by the server (rate limit, full, process down), per bin of the attempt's start."""
         self.timeouts = 0
         """Attempts that got no answer within the connect timeout."""
         self.reconnect_times: list[float] = []
@@ -105,7 +105,8 @@ class ResilientClient(Client):
             self.policy.connected(self.backoff, now)
             return
         if outcome == "refused":
-            tracker._count(tracker.refused, now)
+            # binned by the attempt's start, like `attempts`, so a bin's attempts - refused is what got in
+            tracker._count(tracker.refused, self.last_attempt_at)
         elif outcome == "timeout":
             tracker.timeouts += 1
         if outcome != "closed" and not self.stopped:
