@@ -527,3 +527,22 @@ def test_connect_during_a_handshake_is_refused_without_losing_the_first_waiter()
         client.connect()
     ctx.run()
     assert first.triggered and first.value == "accepted"
+
+
+def test_server_closes_one_connection_and_the_client_answers_the_close_frame() -> None:
+    accepted = []
+    ctx, net, _ = setup(ServerSpec())
+    server = Server(ctx, "srv2", ServerSpec(), net, on_connect=lambda s, c: accepted.append((c, ctx.now)))
+    seen = []
+    clients = [Client(ctx, f"c{i}", net, "srv2", on_disconnect=lambda c, how, cd: seen.append((c.name, how, cd)))
+               for i in range(2)]
+    for c in clients:
+        connect_at(ctx, c, 0.0, {})
+    ctx.run(until=1.0)
+    assert accepted == [("c0", LATENCY), ("c1", LATENCY)]
+    assert server.close("c0", frames.SERVICE_RESTART) and not server.close("nobody")
+    ctx.run(until=2.0)
+    assert seen == [("c0", "clean", frames.SERVICE_RESTART)]
+    assert list(server.connections) == ["c1"]
+    # the client's answering close frame reached the server and changed nothing more
+    assert net.delivered == net.sent and clients[1].state == CONNECTED

@@ -147,6 +147,8 @@ class Client:
             if self.on_message is not None:
                 self.on_message(self, data)
         elif kind == frames.CLOSE:
+            # RFC 6455 5.5.1: answer a close frame with one, so the server can release the connection
+            self.network.send(self.name, msg.src, (frames.CLOSE, data), frames.FRAME_HEADER_BYTES)
             self._lost("clean", data)
         elif kind == frames.RESET:
             self._lost("reset", frames.ABNORMAL_CLOSURE)

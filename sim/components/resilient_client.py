@@ -70,7 +70,7 @@ class ResilientClient(Client):
     # --- the loop -----------------------------------------------------------------------
     def start(self) -> None:
         """Connect now, and keep reconnecting after every loss."""
-        self.lost_at = self.env.now
+        self.lost_at = math.nan  # a first connection is not a reconnection
         self._attempt()
 
     def adopt_connection(self) -> None:
@@ -100,8 +100,9 @@ class ResilientClient(Client):
         now = self.env.now
         if outcome == "accepted":
             tracker.connected += 1
-            tracker.reconnect_times.append(now - self.lost_at)
-            tracker.last_reconnect_at = now
+            if self.lost_at == self.lost_at:  # not nan: this ends a reconnection episode
+                tracker.reconnect_times.append(now - self.lost_at)
+                tracker.last_reconnect_at = now
             self.policy.connected(self.backoff, now)
             return
         if outcome == "refused":

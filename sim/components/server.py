@@ -101,7 +101,8 @@ class Server:
     """A server named ``name`` (also its network address); see the module docstring."""
 
     def __init__(self, ctx: Context, name: str, spec: ServerSpec = ServerSpec(), network: Network | None = None,
-                 on_data: Callable[["Server", str, Any], None] | None = None) -> None:
+                 on_data: Callable[["Server", str, Any], None] | None = None,
+                 on_connect: Callable[["Server", str], None] | None = None) -> None:
         self.ctx = ctx
         self.env: simpy.Environment = ctx.env
         self.name = name
@@ -109,6 +110,8 @@ class Server:
         self.network = network
         self.on_data = on_data
         """Application hook: ``on_data(server, client, payload)`` for each data frame received."""
+        self.on_connect = on_connect
+        """Application hook: ``on_connect(server, client)`` after each accepted handshake."""
         self.up = True
         self._epoch = 0
         # requests
@@ -285,6 +288,8 @@ class Server:
             self.connections[client] = self.env.now
             self._connections_changed()
             self._send(client, frames.ACCEPT, None, frames.HANDSHAKE_BYTES)
+            if self.on_connect is not None:
+                self.on_connect(self, client)
         else:
             self._send(client, frames.REFUSE, result, frames.HANDSHAKE_BYTES)
 
@@ -311,6 +316,15 @@ class Server:
         if not self.up or client not in self.connections:
             return False
         self._send(client, frames.DATA, payload, frames.FRAME_HEADER_BYTES + size_bytes)
+        return True
+
+    def close(self, client: str, code: int = frames.NORMAL_CLOSURE) -> bool:
+        """Close one connection with a close frame carrying ``code`` (e.g. a max connection age);
+        False if ``client`` is not connected here."""
+        if not self.up or client not in self.connections:
+            return False
+        self._send(client, frames.CLOSE, code)
+        self._forget(client)
         return True
 
     @property
