@@ -1,0 +1,446 @@
+"""Kubernetes horizontal pod autoscaling (course question 6B: « auto-scaling de pods »).
+
+Three pieces, each usable alone:
+
+* :func:`hpa_step` — the HorizontalPodAutoscaler algorithm as a pure function: the spec, the
+  controller's memory (:class:`HpaState`), the time, the current replica count and the metric
+  of each pod go in; a :class:`Decision` and the new memory come out. It follows the
+  Kubernetes documentation (``data/kubernetes_hpa.json`` cites it): ``desired =
+  ceil(current × metric / target)``, nothing within the tolerance, not-ready pods set aside
+  (and counted at 0 % when the others ask for a scale-up), the highest recommendation of the
+  scale-down stabilisation window, then the scaling policies (default: up by max(100 %, 4 pods)
+  per 15 s, down by 100 % per 15 s), then min/max replicas.
+* :class:`Deployment` — pods (each a :class:`~sim.components.server.Server`) that take a
+  start-up delay to become ready, a Service that spreads *new* connections over the ready pods
+  (round robin or least connections), and pod termination (endpoint removal, SIGTERM, SIGKILL
+  after the grace period).
+* :class:`HorizontalPodAutoscaler` — a simpy process that runs :func:`hpa_step` on a
+  Deployment every sync period and applies the decision.
+
+The metric is a ``Pods`` metric of type ``AverageValue``: active connections per pod.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import Callable, Sequence
+
+import simpy
+
+from sim import data
+from sim.components import frames
+from sim.components.server import Server, ServerSpec
+from sim.core.context import Context
+from sim.core.distributions import Distribution
+from sim.core.errors import ParameterError
+from sim.core.network import Network
+
+PODS, PERCENT = "Pods", "Percent"
+SELECT_POLICIES = ("Max", "Min", "Disabled")
+
+
+def hpa_defaults() -> dict:
+    """The documented HPA defaults from ``data/kubernetes_hpa.json`` (with their sources)."""
+    return data.load("kubernetes_hpa")
+
+
+def _number(name: str, value: object, *, low: float, strict: bool = False, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < low or (strict and value == low):
+        what = "an integer" if integer else "a number"
+        raise ParameterError(name, f"must be {what} {'>' if strict else '>='} {low:g}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ScalingPolicy:
+    """One HPA scaling policy: change by ``value`` pods or percent within any ``period`` seconds."""
+
+    type: str
+    value: int
+    period: float
+
+    def __post_init__(self) -> None:
+        if self.type not in (PODS, PERCENT):
+            raise ParameterError("policy.type", f"must be {PODS} or {PERCENT}, got {self.type!r}")
+        _number("policy.value", self.value, low=0, strict=True, integer=True)
+        _number("policy.period", self.period, low=0, strict=True)
+
+
+@dataclass(frozen=True)
+class ScalingRules:
+    """``behavior.scaleUp`` or ``behavior.scaleDown`` of an HPA."""
+
+    stabilization_window: float
+    policies: tuple[ScalingPolicy, ...]
+    select_policy: str = "Max"
+
+    def __post_init__(self) -> None:
+        _number("stabilization_window", self.stabilization_window, low=0)
+        if self.select_policy not in SELECT_POLICIES:
+            raise ParameterError("select_policy", f"must be one of {', '.join(SELECT_POLICIES)}, got {self.select_policy!r}")
+        if not self.policies and self.select_policy != "Disabled":
+            raise ParameterError("policies", "must hold at least one policy unless select_policy is Disabled")
+
+    @classmethod
+    def from_data(cls, table: dict) -> "ScalingRules":
+        return cls(float(table["stabilization_window_s"]),
+                   tuple(ScalingPolicy(p["type"], int(p["value"]), float(p["period_s"])) for p in table["policies"]),
+                   table["select_policy"])
+
+
+def _default_rules(direction: str) -> ScalingRules:
+    return ScalingRules.from_data(hpa_defaults()[direction])
+
+
+@dataclass(frozen=True)
+class HpaSpec:
+    """What an HPA object says: the target per pod, the bounds and the behaviour (documented defaults)."""
+
+    target: float
+    """Target average value of the metric per pod (here: connections per pod)."""
+    min_replicas: int = 1
+    max_replicas: int = 10
+    tolerance: float = field(default_factory=lambda: float(hpa_defaults()["tolerance"]))
+    sync_period: float = field(default_factory=lambda: float(hpa_defaults()["sync_period_s"]))
+    scale_up: ScalingRules = field(default_factory=lambda: _default_rules("scale_up"))
+    scale_down: ScalingRules = field(default_factory=lambda: _default_rules("scale_down"))
+
+    def __post_init__(self) -> None:
+        _number("target", self.target, low=0, strict=True)
+        _number("min_replicas", self.min_replicas, low=1, integer=True)
+        _number("max_replicas", self.max_replicas, low=1, integer=True)
+        if self.max_replicas < self.min_replicas:
+            raise ParameterError("max_replicas", f"must be >= min_replicas ({self.min_replicas}), got {self.max_replicas}")
+        _number("tolerance", self.tolerance, low=0)
+        _number("sync_period", self.sync_period, low=0, strict=True)
+
+
+@dataclass(frozen=True)
+class HpaState:
+    """What the controller remembers between syncs (empty for a new HPA)."""
+
+    recommendations: tuple[tuple[float, int], ...] = ()
+    """``(time, recommendation)`` of recent syncs, before stabilisation: the stabilisation windows."""
+    scale_up_events: tuple[tuple[float, int], ...] = ()
+    """``(time, pods added)`` of recent scale-ups: the look-back of the scaling policies."""
+    scale_down_events: tuple[tuple[float, int], ...] = ()
+    """``(time, pods removed)`` of recent scale-downs."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one sync decided, with the intermediate values the documentation names."""
+
+    time: float
+    current: int
+    """``spec.replicas`` of the workload before the sync."""
+    desired: int
+    """``spec.replicas`` after the sync."""
+    recommendation: int
+    """From the metric alone (``ceil(current × ratio)`` with not-ready pods handled), before stabilisation."""
+    stabilized: int
+    """After the stabilisation windows, before the scaling policies and min/max."""
+    usage_ratio: float
+    """Average metric of the ready pods / target (nan when no ready pod reports)."""
+    ready: int
+    unready: int
+    reason: str
+
+
+def _ceil(x: Fraction) -> int:
+    return -((-x.numerator) // x.denominator)
+
+
+def recommend(spec: HpaSpec, current: int, ready_values: Sequence[float], unready: int) -> tuple[int, float, str]:
+    """``(recommendation, usage ratio, reason)`` from the metric, following the documented rules.
+
+    Exact arithmetic: ``ceil(ratio × pods)`` is ``ceil(sum / target)``, so 6.000000000000001 never
+    becomes 7 (the controller's float64 could; the documented formula cannot).
+    """
+    if not ready_values:
+        return current, math.nan, "no ready pod reports the metric: no change"
+    target = Fraction(repr(float(spec.target)))
+    tolerance = Fraction(repr(float(spec.tolerance)))
+    total = sum(Fraction(repr(float(v))) for v in ready_values)
+    n_ready = len(ready_values)
+    ratio = total / n_ready / target
+    if not (unready > 0 and ratio > 1):
+        if abs(1 - ratio) <= tolerance:
+            return current, float(ratio), "within tolerance"
+        return _ceil(total / target), float(ratio), "ceil(current x ratio) over ready pods"
+    # not-ready pods would only be asked to help with a scale-up: count them at 0 % of the target
+    pods = n_ready + unready
+    new_ratio = total / pods / target
+    if abs(1 - new_ratio) <= tolerance or new_ratio < 1:
+        return current, float(ratio), "not-ready pods at 0 %: within tolerance or direction flips"
+    return max(current, _ceil(total / target)), float(ratio), "ceil(pods x ratio) with not-ready pods at 0 %"
+
+
+def _changed_within(events: tuple[tuple[float, int], ...], now: float, period: float) -> int:
+    return sum(n for t, n in events if t > now - period)
+
+
+def _limit(rules: ScalingRules, current: int, state: HpaState, now: float, up: bool) -> int:
+    """The replica count the policies allow at ``now`` (Max: the policy allowing the largest change)."""
+    if rules.select_policy == "Disabled":
+        return current
+    proposals = []
+    for policy in rules.policies:
+        # the count the period started from: undo the changes made within the look-back window
+        start = (current - _changed_within(state.scale_up_events, now, policy.period)
+                 + _changed_within(state.scale_down_events, now, policy.period))
+        if up:
+            proposals.append(start + policy.value if policy.type == PODS
+                             else -((-start * (100 + policy.value)) // 100))  # ceil: always allow one more pod
+        else:
+            proposals.append(start - policy.value if policy.type == PODS
+                             else (start * (100 - policy.value)) // 100 if policy.value <= 100 else 0)
+    largest_change = max if up else min
+    return (largest_change if rules.select_policy == "Max" else (min if up else max))(proposals)
+
+
+def hpa_step(spec: HpaSpec, state: HpaState, now: float, current: int, ready_values: Sequence[float],
+             unready: int = 0) -> tuple[Decision, HpaState]:
+    """One sync of the HPA: the decision and the controller's new memory (nothing is mutated).
+
+    ``current`` is the workload's ``spec.replicas``; ``ready_values`` the metric of each ready
+    pod (terminating pods are left out by the caller); ``unready`` the pods not ready yet.
+    """
+
+    def decide(desired: int, recommendation: int, stabilized: int, ratio: float, reason: str,
+               new_state: HpaState) -> tuple[Decision, HpaState]:
+        return Decision(now, current, desired, recommendation, stabilized, ratio, len(ready_values), unready,
+                        reason), new_state
+
+    if current == 0:
+        return decide(0, 0, 0, math.nan, "replicas = 0: autoscaling is disabled", state)
+    if current > spec.max_replicas:
+        return decide(spec.max_replicas, spec.max_replicas, spec.max_replicas, math.nan, "above max_replicas", state)
+    if current < spec.min_replicas:
+        return decide(spec.min_replicas, spec.min_replicas, spec.min_replicas, math.nan, "below min_replicas", state)
+    rec, ratio, reason = recommend(spec, current, ready_values, unready)
+
+    # stabilisation: the lowest recommendation of the scale-up window, the highest of the scale-down one
+    up_cut, down_cut = now - spec.scale_up.stabilization_window, now - spec.scale_down.stabilization_window
+    up_rec = down_rec = rec
+    for t, r in state.recommendations:
+        if t > up_cut:
+            up_rec = min(up_rec, r)
+        if t > down_cut:
+            down_rec = max(down_rec, r)
+    stabilized = min(max(current, up_rec), down_rec)
+    keep = max(spec.scale_up.stabilization_window, spec.scale_down.stabilization_window)
+    recommendations = tuple((t, r) for t, r in state.recommendations if t > now - keep) + ((now, rec),)
+
+    desired = stabilized
+    if stabilized > current:
+        allowed = min(spec.max_replicas, max(current, _limit(spec.scale_up, current, state, now, up=True)))
+        desired = min(stabilized, allowed)
+    elif stabilized < current:
+        allowed = max(spec.min_replicas, min(current, _limit(spec.scale_down, current, state, now, up=False)))
+        desired = max(stabilized, allowed)
+    if desired != stabilized:
+        reason += f"; limited to {desired} by the scaling policies / bounds"
+    elif stabilized != rec:
+        reason += f"; stabilised at {stabilized} (highest recommendation in the window)"
+
+    longest = max((p.period for p in (*spec.scale_up.policies, *spec.scale_down.policies)), default=0.0)
+    ups = tuple(e for e in state.scale_up_events if e[0] > now - longest)
+    downs = tuple(e for e in state.scale_down_events if e[0] > now - longest)
+    if desired > current:
+        ups += ((now, desired - current),)
+    elif desired < current:
+        downs += ((now, current - desired),)
+    return decide(desired, rec, stabilized, ratio, reason, HpaState(recommendations, ups, downs))
+
+
+# ================================================================== the workload =====
+STARTING, READY, TERMINATING, GONE = "starting", "ready", "terminating", "gone"
+BALANCERS = ("round_robin", "least_connections")
+
+
+class Pod:
+    """One replica: a server process plus its lifecycle."""
+
+    __slots__ = ("name", "server", "created_at", "ready_at", "gone_at", "phase", "index")
+
+    def __init__(self, name: str, server: Server, created_at: float, index: int) -> None:
+        self.name = name
+        self.server = server
+        self.created_at = created_at
+        self.ready_at = math.nan
+        self.gone_at = math.nan
+        self.phase = STARTING
+        self.index = index
+        """Creation order (ties in the ReplicaSet's deletion ranking go to the newest)."""
+
+    @property
+    def connections(self) -> int:
+        return len(self.server.connections)
+
+
+class Deployment:
+    """Pods behind a Service. ``scale(n)`` creates or terminates pods; ``pick()`` routes a new connection.
+
+    * A new pod becomes ready (joins the Service's endpoints) after a ``startup`` delay.
+    * Scale-in terminates not-ready pods first, then the newest (ReplicaSet ranking, KEP-2255).
+      A terminating pod leaves the endpoints at once (the real removal races with SIGTERM: a
+      simplification). With ``drain`` its app closes every socket on SIGTERM with close code
+      1012 and exits; without, it ignores SIGTERM and its sockets are cut by SIGKILL after
+      ``grace_period`` (clients see 1006): those are the *dropped* connections.
+    * ``balancer`` spreads *new* connections over ready pods; existing ones never move.
+    """
+
+    def __init__(self, ctx: Context, network: Network, *, startup: Distribution, grace_period: float = 30.0,
+                 drain: bool = False, balancer: str = "round_robin", server_spec: ServerSpec = ServerSpec(),
+                 name: str = "pod") -> None:
+        if balancer not in BALANCERS:
+            raise ParameterError("balancer", f"must be one of {', '.join(BALANCERS)}, got {balancer!r}")
+        _number("grace_period", grace_period, low=0)
+        self.ctx = ctx
+        self.env: simpy.Environment = ctx.env
+        self.network = network
+        self.name = name
+        self.startup = startup.bind(ctx.rng(f"{name}.startup"))
+        self.grace_period = float(grace_period)
+        self.drain = drain
+        self.balancer = balancer
+        self.server_spec = server_spec
+        self.pods: list[Pod] = []
+        """Every pod ever created, in creation order."""
+        self.endpoints: list[Pod] = []
+        """Ready pods that receive new connections, in creation order."""
+        self.replicas = 0
+        """``spec.replicas``: pods that exist and are not terminating."""
+        self.dropped = 0
+        """Connections cut by SIGKILL on scale-in (clients see 1006)."""
+        self.drained = 0
+        """Connections closed cleanly (1012) by a draining pod."""
+        self._rr = 0
+        self._by_name: dict[str, Pod] = {}
+
+    # --- routing ------------------------------------------------------------------------
+    def pick(self) -> Pod | None:
+        """The pod a new connection goes to (None when no pod is ready)."""
+        pods = self.endpoints
+        if not pods:
+            return None
+        if self.balancer == "least_connections":
+            return min(pods, key=lambda p: p.connections)  # ties: the oldest pod
+        self._rr += 1
+        return pods[self._rr % len(pods)]
+
+    def pod(self, name: str) -> Pod:
+        """The pod called ``name``."""
+        return self._by_name[name]
+
+    # --- scaling ------------------------------------------------------------------------
+    def live(self) -> list[Pod]:
+        return [p for p in self.pods if p.phase in (STARTING, READY)]
+
+    def scale(self, replicas: int) -> None:
+        live = self.live()
+        for _ in range(replicas - len(live)):
+            self._create()
+        if replicas < len(live):
+            # ReplicaSet ranking: not-ready before ready, then the most recently created first
+            victims = sorted(live, key=lambda p: (p.phase == READY, -p.index))[: len(live) - replicas]
+            for pod in victims:
+                self._terminate(pod)
+        self.replicas = replicas
+
+    def _create(self) -> Pod:
+        index = len(self.pods)
+        name = f"{self.name}-{index}"
+        pod = Pod(name, Server(self.ctx, name, self.server_spec, self.network), self.env.now, index)
+        self.pods.append(pod)
+        self._by_name[name] = pod
+        self.env.timeout(self.startup.sample(), pod).callbacks.append(self._ready)
+        return pod
+
+    def start(self, replicas: int) -> None:
+        """Begin with ``replicas`` pods already ready (steady state before the run)."""
+        for _ in range(replicas):
+            pod = self._create()
+            pod.phase, pod.ready_at = READY, self.env.now
+            self.endpoints.append(pod)
+        self.replicas = replicas
+
+    def _ready(self, event: simpy.Event) -> None:
+        pod: Pod = event.value
+        if pod.phase == STARTING:
+            pod.phase, pod.ready_at = READY, self.env.now
+            self.endpoints.append(pod)
+            self.endpoints.sort(key=lambda p: p.index)
+
+    def _terminate(self, pod: Pod) -> None:
+        was_ready = pod.phase == READY
+        pod.phase = TERMINATING
+        if pod in self.endpoints:
+            self.endpoints.remove(pod)
+        if not was_ready:  # nothing to stop: the container had not started serving
+            self._gone(pod)
+            return
+        if self.drain:
+            self.drained += len(pod.server.connections)
+            pod.server.shutdown(frames.SERVICE_RESTART)
+            self._gone(pod)
+            return
+
+        def sigkill(_event: simpy.Event) -> None:
+            self.dropped += len(pod.server.connections)
+            pod.server.crash()  # the kernel resets every socket
+            self._gone(pod)
+
+        self.env.timeout(self.grace_period).callbacks.append(sigkill)
+
+    def _gone(self, pod: Pod) -> None:
+        pod.phase, pod.gone_at = GONE, self.env.now
+
+    # --- observing ----------------------------------------------------------------------
+    def metrics(self) -> tuple[list[int], int]:
+        """``(connections of each ready pod, pods not ready yet)``: what the HPA sees."""
+        ready = [p.connections for p in self.pods if p.phase == READY]
+        return ready, sum(1 for p in self.pods if p.phase == STARTING)
+
+    def pod_seconds(self, until: float) -> float:
+        """Time pods existed (starting, ready or terminating) up to ``until``: what the cluster bills."""
+        return sum((min(until, p.gone_at) if not math.isnan(p.gone_at) else until) - p.created_at for p in self.pods)
+
+
+class HorizontalPodAutoscaler:
+    """Runs :func:`hpa_step` on ``deployment`` every ``spec.sync_period`` seconds, from time 0."""
+
+    def __init__(self, ctx: Context, spec: HpaSpec, deployment: Deployment,
+                 on_decision: Callable[[Decision], None] | None = None) -> None:
+        self.ctx = ctx
+        self.spec = spec
+        self.deployment = deployment
+        self.state = HpaState()
+        self.decisions: list[Decision] = []
+        self.on_decision = on_decision
+        self.process = ctx.env.process(self._loop(ctx.env))
+
+    def _loop(self, env: simpy.Environment):
+        while True:
+            ready, unready = self.deployment.metrics()
+            decision, self.state = hpa_step(self.spec, self.state, env.now, self.deployment.replicas, ready, unready)
+            self.decisions.append(decision)
+            if decision.desired != decision.current:
+                self.deployment.scale(decision.desired)
+            if self.on_decision is not None:
+                self.on_decision(decision)
+            yield env.timeout(self.spec.sync_period)
+
+
+def with_policies(spec: HpaSpec, *, scale_up_pods: int | None = None, scale_up_percent: int | None = None) -> HpaSpec:
+    """``spec`` with the values of its default scale-up policies changed (same period)."""
+    policies = []
+    for p in spec.scale_up.policies:
+        value = scale_up_pods if p.type == PODS and scale_up_pods is not None else \
+            scale_up_percent if p.type == PERCENT and scale_up_percent is not None else p.value
+        policies.append(ScalingPolicy(p.type, value, p.period))
+    return replace(spec, scale_up=replace(spec.scale_up, policies=tuple(policies)))

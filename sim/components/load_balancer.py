@@ -1,0 +1,415 @@
+"""A load balancer in front of stateful nodes, with the policies real proxies offer (course question 6A).
+
+Policies (names as in :data:`POLICIES`; sources in ``data/load_balancers.json``):
+
+* ``round_robin`` — NGINX's and HAProxy's default: healthy backends in turn.
+* ``least_connections`` — NGINX ``least_conn`` / HAProxy ``leastconn``: fewest active
+  connections, ties broken in round-robin order.
+* ``random`` — Envoy's and HAProxy's ``random``: one uniform choice (the one-choice baseline of
+  the balls-into-bins check).
+* ``power_of_two`` — Envoy's least-request with equal weights: two random choices (with
+  replacement, as Envoy draws), the one with fewer active connections wins.
+* ``ip_hash`` — NGINX ``ip_hash``, with its own arithmetic: the key is the first three octets
+  of the client's IPv4 address, so every client behind one NAT (one /24) lands on one backend.
+  A backend that is *down* is skipped by re-hashing, so only its clients move; a backend added
+  to the list changes the modulus, so most clients move.
+* ``consistent_hash`` — NGINX ``hash $key consistent`` (ketama): each backend owns
+  ``virtual_nodes`` points on a ring, a key goes to the next healthy point clockwise.
+* ``sticky_cookie`` — NGINX Plus ``sticky cookie`` / ingress-nginx cookie affinity: the first
+  request is balanced by ``fallback`` (round robin), the cookie then pins the client to that
+  backend until the backend is unhealthy or gone.
+* ``modulo_hash`` — the naive baseline: ``hash(key) % number of healthy backends``.
+
+The balancer only routes and counts: the scenario tells it when a connection it routed opens
+(:meth:`LoadBalancer.opened`) and closes (:meth:`~LoadBalancer.closed`), like a proxy that
+sees the connections it carries. Health checks: :meth:`LoadBalancer.fail` says a backend died;
+the balancer keeps routing to it for ``health_check_delay`` seconds (the checks have not failed
+yet), then marks it down.
+
+Hashes are stable across processes (BLAKE2b and NGINX's arithmetic), never Python's salted
+``hash()``. Per-client cost is a few microseconds, so 100,000 clients over 20 backends are cheap.
+
+:class:`Sessions` says where each client's session state lives: in the memory of the node that
+created it (lost when the client lands elsewhere or the node dies) unless an external
+:class:`SessionStore` (e.g. Redis) holds it, at the price of one round trip to fetch it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from bisect import bisect_left
+from typing import Callable, Iterable
+
+import numpy as np
+import simpy
+
+from sim import data
+from sim.core.context import Context
+from sim.core.distributions import Distribution
+from sim.core.errors import ParameterError
+
+POLICIES = ("round_robin", "least_connections", "random", "power_of_two", "ip_hash", "consistent_hash",
+            "sticky_cookie", "modulo_hash")
+"""Every policy, in the order the notebooks show them."""
+KEYED = ("ip_hash", "consistent_hash", "sticky_cookie", "modulo_hash")
+"""Policies that map a client to a backend by something it carries (address, key, cookie)."""
+
+
+def presets() -> dict[str, dict]:
+    """``data/load_balancers.json``: the real systems' numbers, each with its source."""
+    return data.load("load_balancers")
+
+
+_IP_HASH = presets()["nginx_ip_hash"]
+_IP_START, _IP_MUL, _IP_MOD, _IP_TRIES = (_IP_HASH["initial_hash"], _IP_HASH["multiplier"], _IP_HASH["modulus"],
+                                          _IP_HASH["max_tries"])
+DEFAULT_VIRTUAL_NODES: int = presets()["nginx_hash_consistent"]["points_per_node"]
+"""Ring points per backend: NGINX's ketama_points (160)."""
+
+
+def stable_hash(text: str) -> int:
+    """A 64-bit hash of ``text`` that is the same in every process (unlike ``hash()``)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def ip_text(ip: int) -> str:
+    """Dotted form of an IPv4 address given as a 32-bit integer."""
+    return ".".join(str((ip >> s) & 255) for s in (24, 16, 8, 0))
+
+
+class ClientKey:
+    """What a balancer sees of one client: its key (user id, header or cookie value) and source IPv4."""
+
+    __slots__ = ("name", "key_hash", "octets", "ip_hash")
+
+    def __init__(self, name: str, ip: int) -> None:
+        self.name = name
+        self.key_hash = stable_hash(name)
+        """Hash of the client's key, for ``consistent_hash`` and ``modulo_hash``."""
+        self.octets = ((ip >> 24) & 255, (ip >> 16) & 255, (ip >> 8) & 255)
+        """The first three octets: all NGINX's ip_hash looks at."""
+        h = _IP_START
+        for octet in self.octets:
+            h = (h * _IP_MUL + octet) % _IP_MOD
+        self.ip_hash = h
+        """NGINX's ip_hash value after its first pass over the octets."""
+
+
+class Backend:
+    """One node behind the balancer."""
+
+    __slots__ = ("name", "healthy", "alive", "active", "index")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.healthy = True
+        """In rotation: the balancer routes to it (false once health checks fail or it is marked down)."""
+        self.alive = True
+        """Actually able to accept connections (false from :meth:`LoadBalancer.fail` on)."""
+        self.active = 0
+        """Connections routed to it and still open."""
+        self.index = -1
+        """Position in the configured list (-1 once removed)."""
+
+    def __repr__(self) -> str:
+        return f"<Backend {self.name} active={self.active}{'' if self.healthy else ' down'}>"
+
+
+class _Draws:
+    """Uniform [0, 1) numbers drawn from a named stream in blocks (one numpy call per 4096)."""
+
+    __slots__ = ("rng", "block", "i")
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.block: list[float] = []
+        self.i = 0
+
+    def __call__(self) -> float:
+        if self.i >= len(self.block):
+            self.block = self.rng.random(4096).tolist()
+            self.i = 0
+        u = self.block[self.i]
+        self.i += 1
+        return u
+
+
+class LoadBalancer:
+    """Routes clients to backends with ``policy`` (see the module docstring)."""
+
+    def __init__(self, ctx: Context, policy: str, backends: Iterable[str] = (), *, name: str = "lb",
+                 health_check_delay: float = 10.0, virtual_nodes: int = DEFAULT_VIRTUAL_NODES,
+                 fallback: str = "round_robin") -> None:
+        if policy not in POLICIES:
+            raise ParameterError("policy", f"must be one of {', '.join(POLICIES)}, got {policy!r}")
+        if fallback not in ("round_robin", "least_connections", "random", "power_of_two"):
+            raise ParameterError("fallback", f"must be a policy without a key, got {fallback!r}")
+        if isinstance(health_check_delay, bool) or not isinstance(health_check_delay, (int, float)) \
+                or not 0 <= health_check_delay < math.inf:
+            raise ParameterError("health_check_delay", f"must be a number of seconds >= 0, got {health_check_delay!r}")
+        if isinstance(virtual_nodes, bool) or not isinstance(virtual_nodes, int) or virtual_nodes < 1:
+            raise ParameterError("virtual_nodes", f"must be an integer >= 1, got {virtual_nodes!r}")
+        self.ctx = ctx
+        self.env: simpy.Environment = ctx.env
+        self.name = name
+        self.policy = policy
+        self.fallback = fallback
+        self.health_check_delay = float(health_check_delay)
+        self.virtual_nodes = virtual_nodes
+        self.backends: list[Backend] = []
+        """Configured backends, in order (healthy or not)."""
+        self._by_name: dict[str, Backend] = {}
+        self._healthy: list[Backend] = []
+        self._rr = 0
+        self._ring_points: list[int] = []
+        self._ring_owners: list[Backend] = []
+        self._cookies: dict[ClientKey, Backend] = {}
+        self._uniform = _Draws(ctx.rng(f"{name}.choice"))
+        self.routed = 0
+        """Routing decisions made."""
+        self.no_backend = 0
+        """Requests that found no healthy backend."""
+        pick = {"round_robin": self._round_robin, "least_connections": self._least_connections,
+                "random": self._random, "power_of_two": self._power_of_two, "ip_hash": self._ip_hash,
+                "consistent_hash": self._consistent_hash, "sticky_cookie": self._sticky,
+                "modulo_hash": self._modulo}
+        self._pick: Callable[[ClientKey], Backend | None] = pick[policy]
+        self._fallback_pick: Callable[[ClientKey], Backend | None] = pick[fallback]
+        for b in backends:  # one refresh for the lot: adding one by one would be quadratic
+            self._configure(b)
+        self._refresh()
+
+    # --- membership ---------------------------------------------------------------------
+    def add(self, name: str) -> Backend:
+        """Configure a new backend, healthy at once (add it when it is ready)."""
+        backend = self._configure(name)
+        self._refresh()
+        return backend
+
+    def _configure(self, name: str) -> Backend:
+        if name in self._by_name:
+            raise ValueError(f"backend {name!r} is already configured")
+        backend = self._by_name[name] = Backend(name)
+        backend.index = len(self.backends)
+        self.backends.append(backend)
+        return backend
+
+    def remove(self, name: str) -> Backend:
+        """Take a backend out of the configuration (e.g. a Kubernetes endpoint removed)."""
+        backend = self._by_name.pop(name)
+        self.backends.remove(backend)
+        backend.healthy = False
+        backend.index = -1
+        for i, b in enumerate(self.backends):
+            b.index = i
+        self._refresh()
+        return backend
+
+    def mark_down(self, name: str) -> None:
+        """Keep a backend configured but out of rotation (NGINX ``down``, or a failed health check)."""
+        backend = self._by_name[name]
+        if backend.healthy:
+            backend.healthy = False
+            self._refresh()
+
+    def mark_up(self, name: str) -> None:
+        backend = self._by_name[name]
+        if not backend.healthy:
+            backend.healthy = backend.alive = True
+            self._refresh()
+
+    def fail(self, name: str) -> None:
+        """The backend died: connections to it fail now; health checks mark it down ``health_check_delay`` s later."""
+        backend = self._by_name[name]
+        backend.alive = False
+
+        def detect(_event: simpy.Event) -> None:
+            if not backend.alive and backend.index >= 0:
+                self.mark_down(name)
+
+        if self.health_check_delay == 0:
+            detect(None)  # type: ignore[arg-type]
+        else:
+            self.env.timeout(self.health_check_delay).callbacks.append(detect)
+
+    def backend(self, name: str) -> Backend:
+        return self._by_name[name]
+
+    def _refresh(self) -> None:
+        self._healthy = [b for b in self.backends if b.healthy]
+        if self.policy == "consistent_hash":
+            points = []
+            for b in self.backends:  # down backends keep their points: lookups skip them
+                for i in range(self.virtual_nodes):
+                    points.append((stable_hash(f"{b.name}#{i}"), b.index))
+            points.sort()
+            self._ring_points = [p for p, _ in points]
+            self._ring_owners = [self.backends[i] for _, i in points]
+
+    @property
+    def healthy(self) -> list[Backend]:
+        """Backends in rotation, in configured order."""
+        return list(self._healthy)
+
+    # --- routing --------------------------------------------------------------------------
+    def route(self, client: ClientKey) -> Backend | None:
+        """The backend for ``client``'s next connection (None when no backend is healthy)."""
+        self.routed += 1
+        if not self._healthy:
+            self.no_backend += 1
+            return None
+        return self._pick(client)
+
+    def owner(self, client: ClientKey) -> Backend | None:
+        """Where a keyed policy maps ``client`` now, without changing any state; None for policies
+        without a key (round robin, least connections, random choices) and for an unpinned cookie."""
+        if self.policy not in KEYED or not self._healthy:
+            return None
+        if self.policy == "sticky_cookie":
+            pinned = self._cookies.get(client)
+            return pinned if pinned is not None and pinned.healthy else None
+        return self._pick(client)
+
+    def opened(self, backend: Backend) -> None:
+        """A connection routed to ``backend`` is open."""
+        backend.active += 1
+
+    def closed(self, backend: Backend) -> None:
+        backend.active -= 1
+
+    def _round_robin(self, client: ClientKey) -> Backend:
+        healthy = self._healthy
+        i = self._rr % len(healthy)
+        self._rr = i + 1
+        return healthy[i]
+
+    def _least_connections(self, client: ClientKey) -> Backend:
+        healthy = self._healthy
+        loads = [b.active for b in healthy]
+        fewest = min(loads)
+        start = self._rr % len(healthy)
+        try:  # the first least-loaded backend from the round-robin pointer on: ties go in turn, as in NGINX
+            i = loads.index(fewest, start)
+        except ValueError:
+            i = loads.index(fewest)
+        self._rr = i + 1
+        return healthy[i]
+
+    def _random(self, client: ClientKey) -> Backend:
+        healthy = self._healthy
+        return healthy[int(self._uniform() * len(healthy))]
+
+    def _power_of_two(self, client: ClientKey) -> Backend:
+        healthy = self._healthy
+        n = len(healthy)
+        a = healthy[int(self._uniform() * n)]
+        b = healthy[int(self._uniform() * n)]
+        return b if b.active < a.active else a
+
+    def _ip_hash(self, client: ClientKey) -> Backend:
+        backends = self.backends
+        n = len(backends)
+        h = client.ip_hash
+        a, b, c = client.octets
+        for _ in range(_IP_TRIES):
+            peer = backends[h % n]
+            if peer.healthy:
+                return peer
+            h = (((h * _IP_MUL + a) % _IP_MOD * _IP_MUL + b) % _IP_MOD * _IP_MUL + c) % _IP_MOD
+        return self._round_robin(client)  # NGINX gives up hashing after 20 tries
+
+    def _consistent_hash(self, client: ClientKey) -> Backend:
+        points, owners = self._ring_points, self._ring_owners
+        n = len(points)
+        i = bisect_left(points, client.key_hash)
+        for k in range(n):
+            b = owners[(i + k) % n]
+            if b.healthy:
+                return b
+        raise AssertionError("unreachable: some backend is healthy")
+
+    def _modulo(self, client: ClientKey) -> Backend:
+        healthy = self._healthy
+        return healthy[client.key_hash % len(healthy)]
+
+    def _sticky(self, client: ClientKey) -> Backend | None:
+        pinned = self._cookies.get(client)
+        if pinned is not None and pinned.healthy:
+            return pinned
+        chosen = self._fallback_pick(client)
+        if chosen is not None:
+            self._cookies[client] = chosen
+        return chosen
+
+
+class SessionStore:
+    """An external session store (e.g. Redis): every node can fetch any session, one round trip each."""
+
+    __slots__ = ("latency", "fetches", "_sample")
+
+    def __init__(self, ctx: Context, latency: Distribution, *, name: str = "session-store") -> None:
+        if not isinstance(latency, Distribution):
+            raise ParameterError("store_latency", f"must be a distribution, got {latency!r}")
+        self.latency = latency
+        self._sample = latency.bind(ctx.rng(f"{name}.latency")).sample
+        self.fetches = 0
+
+    def fetch(self) -> float:
+        """Fetch one session; returns the round trip, in seconds."""
+        self.fetches += 1
+        return float(self._sample())
+
+
+class Sessions:
+    """Where each client's session state lives (see the module docstring).
+
+    A session lives in the memory of the node that created or last fetched it. A client that
+    reconnects to that node (still running) finds it; elsewhere it is ``fetched`` from the
+    store when there is one, else ``lost`` and started afresh on the new node.
+    """
+
+    OUTCOMES = ("created", "kept", "fetched", "lost")
+
+    def __init__(self, store: SessionStore | None = None) -> None:
+        self.store = store
+        self._where: dict[object, str] = {}
+        self._alive: set[str] = set()
+        self.counts = dict.fromkeys(self.OUTCOMES, 0)
+        """How each :meth:`resume` ended."""
+
+    def node_up(self, node: str) -> None:
+        self._alive.add(node)
+
+    def node_down(self, node: str) -> None:
+        """The node's process is gone, and the sessions in its memory with it."""
+        self._alive.discard(node)
+
+    def resume(self, client: object, node: str) -> tuple[str, float]:
+        """``client`` connected to ``node``: (outcome, seconds spent fetching the session)."""
+        where = self._where.get(client)
+        self._where[client] = node
+        if where is None:
+            outcome, delay = "created", 0.0
+        elif where == node and node in self._alive:
+            outcome, delay = "kept", 0.0
+        elif self.store is not None:
+            outcome, delay = "fetched", self.store.fetch()
+        else:
+            outcome, delay = "lost", 0.0
+        self.counts[outcome] += 1
+        return outcome, delay
+
+    def holder(self, client: object) -> str | None:
+        """The node whose memory holds ``client``'s session (None if it has none)."""
+        return self._where.get(client)
+
+
+def max_load_theory(n: int) -> tuple[float, float]:
+    """Balls into bins, n balls into n bins: the classic orders of the maximum load, (one random
+    choice ≈ ln n / ln ln n, two choices ≈ ln ln n / ln 2) — leading terms only (Azar, Broder,
+    Karlin & Upfal 1994; Mitzenmacher 1996), so compare shapes, not exact values."""
+    if n < 3:
+        return math.nan, math.nan
+    ln = math.log(n)
+    return ln / math.log(ln), math.log(ln) / math.log(2)

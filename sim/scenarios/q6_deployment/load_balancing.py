@@ -1,0 +1,242 @@
+"""``load-balancing``: which balancer policy keeps WebSocket sessions where their state lives?
+
+The course (6A) says WebSocket connections « doivent rester collées (sticky) au même nœud, sinon
+perte de session ». Here N clients open long-lived connections through one balancer to
+``nodes`` stateful nodes; each node keeps the sessions it created in memory. Then every client
+loses its connection once (a network change, a laptop waking up) and reconnects after
+``offline_time``: a reconnect routed to another node finds no session there unless an external
+session store is configured. Every policy runs on the same seed (common random numbers).
+
+Per policy: the connection imbalance (max / mean per node), sessions lost on reconnect, the
+effect of NAT (``clients_per_nat`` clients share one public address: NGINX's ``ip_hash`` sends
+them all to one node), and the share of clients a keyed policy remaps when one node is added
+or marked down (consistent hashing ≈ 1/(N+1), modulo hashing ≈ N/(N+1)). The ``balls_into_bins``
+series runs n clients into n nodes with one random choice and with two, next to the theory.
+
+Simplifications: routing is instantaneous (no handshake on a network: this scenario is about
+where connections land, the ``rolling-update`` scenario models the handshakes); connection
+opening and closing times are drawn in advance, since the policies do not change them, and
+replayed in time order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim.components.load_balancer import (
+    KEYED, POLICIES, ClientKey, LoadBalancer, Sessions, SessionStore, max_load_theory,
+)
+from sim.core import Constant, Context, Distribution, ParameterError, Params, Result, Uniform, param
+from sim.core.registry import scenario
+
+_OPEN, _DROP, _RECONNECT = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class LoadBalancingParams(Params):
+    """Parameters of ``load-balancing``."""
+
+    clients: int = param(10_000, ge=1, help="clients, each holding one long-lived connection")
+    nodes: int = param(20, ge=1, help="stateful nodes behind the balancer")
+    policy: str = param("all", help="balancing policy, several separated by commas, or 'all': "
+                                    + ", ".join(POLICIES))
+    clients_per_nat: int = param(250, ge=1, help="clients sharing one public IPv4 address behind a NAT")
+    nat_share: float = param(0.25, ge=0, le=1, help="share of the clients that are behind a NAT (the others "
+                                                    "each have their own address)")
+    ramp: float = param(60.0, gt=0, unit="s", help="clients open their connections at uniform times in [0, ramp)")
+    reconnect_window: float = param(60.0, gt=0, unit="s",
+                                    help="after the ramp, each client drops once at a uniform time in this window")
+    offline_time: Distribution = param(Uniform(0.5, 5.0), unit="s", help="time from a drop to the reconnect")
+    session_store: bool = param(False, help="sessions also live in an external store (e.g. Redis): none is lost")
+    store_latency: Distribution = param(Constant(0.001), unit="s",
+                                        help="round trip to fetch a session from the store (assumed, same zone)")
+    virtual_nodes: int = param(160, ge=1, help="consistent_hash: ring points per node (NGINX ketama uses 160)")
+    bins: tuple[int, ...] = param((10, 100, 1000, 10_000), ge=3,
+                                  help="balls-into-bins check: n clients into n nodes, for each n")
+    bins_replications: int = param(5, ge=1, help="balls-into-bins check: runs averaged for each n")
+
+    def validate(self) -> None:
+        self.policies()
+        if self.nat_share > 0 and self.clients_per_nat > self.clients:
+            raise ParameterError("clients_per_nat", f"must be <= clients ({self.clients}) when nat_share > 0, "
+                                                    f"got {self.clients_per_nat}")
+
+    def policies(self) -> tuple[str, ...]:
+        """The policies this run compares, in order."""
+        names: list[str] = []
+        for item in (s.strip() for s in self.policy.split(",")):
+            for name in POLICIES if item == "all" else (item,):
+                if name not in POLICIES:
+                    raise ParameterError("policy", f"must be 'all' or one or more of {', '.join(POLICIES)}; "
+                                                   f"got {item!r}")
+                if name not in names:
+                    names.append(name)
+        if not names:
+            raise ParameterError("policy", "must name at least one policy")
+        return tuple(names)
+
+
+def client_addresses(p: LoadBalancingParams, ctx: Context) -> np.ndarray:
+    """A public IPv4 address (32-bit int) per client: NAT groups share one, the others draw their own."""
+    rng = ctx.rng("addresses")
+    behind = int(round(p.nat_share * p.clients))
+    groups = math.ceil(behind / p.clients_per_nat) if behind else 0
+    nat_ips = rng.integers(0, 2**32, size=groups, dtype=np.int64)
+    own = rng.integers(0, 2**32, size=p.clients - behind, dtype=np.int64)
+    shared = np.repeat(nat_ips, p.clients_per_nat)[:behind]
+    return np.concatenate([shared, own])
+
+
+def calendar(p: LoadBalancingParams, ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every open, drop and reconnect as (times, kinds, clients), in time order."""
+    n = p.clients
+    opens = ctx.rng("arrivals").uniform(0.0, p.ramp, n)
+    drops = p.ramp + ctx.rng("drops").uniform(0.0, p.reconnect_window, n)
+    offline = p.offline_time.bind(ctx.rng("offline"))
+    reconnects = drops + np.array([offline.sample() for _ in range(n)])
+    times = np.concatenate([opens, drops, reconnects])
+    kinds = np.repeat(np.array([_OPEN, _DROP, _RECONNECT], dtype=np.int8), n)
+    clients = np.tile(np.arange(n), 3)
+    order = np.argsort(times, kind="stable")
+    return times[order], kinds[order], clients[order]
+
+
+def _imbalance(lb: LoadBalancer) -> tuple[float, int, int]:
+    loads = [b.active for b in lb.healthy]
+    mean = sum(loads) / len(loads)
+    return (max(loads) / mean if mean > 0 else math.nan), max(loads), min(loads)
+
+
+def _moved(before: list, after: list) -> float:
+    return sum(1 for a, b in zip(before, after) if a is None or a is not b) / len(before)
+
+
+def population(p: LoadBalancingParams, seed: int) -> tuple[list[ClientKey], tuple[list, list, list]]:
+    """The clients and their calendar as plain lists: the same for every policy (common random numbers)."""
+    ctx = Context(seed)
+    keys = [ClientKey(f"client-{i}", int(ip)) for i, ip in enumerate(client_addresses(p, ctx))]
+    return keys, tuple(a.tolist() for a in calendar(p, ctx))  # type: ignore[return-value]
+
+
+def simulate(p: LoadBalancingParams, seed: int, policy: str, people=None) -> tuple[dict, pd.DataFrame]:
+    """One policy: summary row and per-second series (``people`` from :func:`population`, to share it)."""
+    keys, (times, kinds, who) = people if people is not None else population(p, seed)
+    ctx = Context(seed)
+    env = ctx.env
+    names = [f"node-{i}" for i in range(p.nodes)]
+    lb = LoadBalancer(ctx, policy, names, virtual_nodes=p.virtual_nodes)
+    store = SessionStore(ctx, p.store_latency) if p.session_store else None
+    sessions = Sessions(store)
+    for name in names:
+        sessions.node_up(name)
+    where: list = [None] * p.clients  # each client's backend while connected
+    fetch_delays: list[float] = []
+    series: dict[str, list] = {"time_s": [], "imbalance": [], "max_connections": [], "connected": []}
+    snapshot: dict[str, float] = {}
+    horizon = float(times[-1]) if len(times) else 0.0
+
+    def replay(env):
+        i, n_events, connected = 0, len(times), 0
+        t_list, k_list, c_list = times, kinds, who
+        second = 0
+        route, opened, closed, resume = lb.route, lb.opened, lb.closed, sessions.resume
+        while i < n_events:
+            second += 1
+            yield env.timeout(second - env.now)  # one simpy step per second, events inside in time order
+            while i < n_events and t_list[i] < second:
+                kind, c = k_list[i], c_list[i]
+                if kind == _DROP:
+                    closed(where[c])
+                    where[c] = None
+                    connected -= 1
+                else:
+                    key = keys[c]
+                    backend = route(key)
+                    opened(backend)
+                    where[c] = backend
+                    connected += 1
+                    outcome, delay = resume(key, backend.name)
+                    if outcome == "fetched":
+                        fetch_delays.append(delay)
+                i += 1
+            if "imbalance" not in snapshot and second >= p.ramp:  # everyone connected, nobody dropped yet
+                snapshot["imbalance"], snapshot["max"], snapshot["min"] = _imbalance(lb)
+            imb, high, _ = _imbalance(lb)
+            series["time_s"].append(float(second))
+            series["imbalance"].append(imb)
+            series["max_connections"].append(high)
+            series["connected"].append(connected)
+
+    env.process(replay(env))
+    env.run()
+
+    end_imbalance, _, _ = _imbalance(lb)
+    moved_add = moved_down = math.nan
+    if policy in KEYED:
+        before = [lb.owner(k) for k in keys]
+        lb.add(f"node-{p.nodes}")
+        moved_add = _moved(before, [lb.owner(k) for k in keys])
+        lb.remove(f"node-{p.nodes}")
+        if p.nodes > 1:
+            lb.mark_down(names[0])
+            moved_down = _moved(before, [lb.owner(k) for k in keys])
+    reconnects = p.clients
+    counts = sessions.counts
+    row = {
+        "policy": policy,
+        "clients": p.clients,
+        "nodes": p.nodes,
+        "imbalance": snapshot.get("imbalance", math.nan),
+        "max_connections": snapshot.get("max", 0),
+        "min_connections": snapshot.get("min", 0),
+        "imbalance_after_reconnects": end_imbalance,
+        "reconnects": reconnects,
+        "sessions_kept": counts["kept"],
+        "sessions_fetched": counts["fetched"],
+        "sessions_lost": counts["lost"],
+        "sessions_lost_fraction": counts["lost"] / reconnects,
+        "fetch_p99_s": float(np.quantile(fetch_delays, 0.99)) if fetch_delays else math.nan,
+        "keys_moved_fraction": moved_add,
+        "keys_moved_on_node_down_fraction": moved_down,
+        "ideal_moved_fraction": 1 / (p.nodes + 1),
+        "simulated_s": horizon,
+    }
+    return row, pd.DataFrame({"policy": policy, **series})
+
+
+def balls_into_bins(p: LoadBalancingParams, seed: int) -> pd.DataFrame:
+    """n clients into n nodes through the balancer, ``random`` (one choice) vs ``power_of_two``."""
+    rows = []
+    for n in p.bins:
+        maxima = {"random": [], "power_of_two": []}
+        for rep in range(p.bins_replications):
+            for policy in maxima:
+                ctx = Context(seed, replication=rep)
+                lb = LoadBalancer(ctx, policy, (f"b{i}" for i in range(n)), name=f"bins-{n}")
+                for _ in range(n):
+                    lb.opened(lb.route(None))  # type: ignore[arg-type]  # these policies ignore the client
+                maxima[policy].append(max(b.active for b in lb.backends))
+        one, two = max_load_theory(n)
+        rows.append({"n": n, "replications": p.bins_replications,
+                     "max_load_one_choice": float(np.mean(maxima["random"])),
+                     "max_load_two_choices": float(np.mean(maxima["power_of_two"])),
+                     "theory_one_choice": one, "theory_two_choices": two})
+    return pd.DataFrame(rows)
+
+
+@scenario("load-balancing", LoadBalancingParams,
+          "N long-lived connections through one balancer: imbalance, sessions lost on reconnect, NAT and "
+          "keys moved per policy (round robin ... consistent hashing, sticky cookie), balls into bins")
+def run_load_balancing(p: LoadBalancingParams, seed: int) -> Result:
+    people = population(p, seed)
+    rows, series = [], []
+    for policy in p.policies():
+        row, per_second = simulate(p, seed, policy, people)
+        rows.append(row)
+        series.append(per_second)
+    return Result("load-balancing", seed, p, pd.DataFrame(rows),
+                  {"per_second": pd.concat(series, ignore_index=True), "balls_into_bins": balls_into_bins(p, seed)})

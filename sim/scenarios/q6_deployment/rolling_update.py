@@ -1,0 +1,305 @@
+"""``rolling-update``: replacing the pods under N WebSocket connections, with and without a graceful drain.
+
+The course (6B) says Kubernetes « facilite le déploiement distribué de serveurs WebSocket avec
+gestion d'état via Redis ». A rolling update is where that is tested: nothing migrates a live
+connection, so every client of a replaced pod must reconnect. Here N clients are connected
+through a balancer to ``pods`` pods; at ``update_at`` the pods are replaced ``max_surge`` /
+``max_unavailable`` at a time. Each old pod follows Kubernetes' termination sequence (sources in
+``data/load_balancers.json``): it is removed from the endpoints ``endpoint_delay`` s after the
+delete, its preStop hook sleeps ``prestop_sleep`` s, then SIGTERM; SIGKILL comes
+``termination_grace_period`` s after the preStop started.
+
+* ``graceful`` drain: on SIGTERM the application closes its connections with a close frame
+  (``close_code`` 1001 going away or 1012 service restart), spread over ``drain_period`` s, so
+  clients reconnect a few at a time (with their backoff's jitter).
+* ``abrupt``: the application ignores SIGTERM; at SIGKILL the kernel resets every socket at
+  once and each client reports 1006 (abnormal closure) and reconnects.
+
+Sessions live in the pod's memory: a client that lands on another pod loses its session
+unless an external store (Redis-like, ``store_latency`` per fetch) holds it. Measured per
+combination: close codes seen, the reconnection storm (peak attempts per second), sessions
+lost, and how long the disruption lasts.
+
+Simplifications: a replacement pod becomes Ready ``pod_startup`` s after it is created; the
+rollout proceeds as soon as the new pods are Ready (terminating pods no longer count); the
+balancer routes instantly and counts the connections it carries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from sim.components import frames
+from sim.components.backoff import PRESETS, STRATEGIES, make_backoff
+from sim.components.load_balancer import POLICIES, Backend, ClientKey, LoadBalancer, Sessions, SessionStore, presets
+from sim.components.resilient_client import ReconnectTracker, ResilientClient
+from sim.components.server import Server, ServerSpec
+from sim.core import Constant, Context, Distribution, LinkSpec, Network, ParameterError, Params, Result, \
+    TruncatedNormal, param
+from sim.core.registry import scenario
+
+GRACE_S: float = presets()["kubernetes_pod_termination"]["termination_grace_period_s"]
+"""Kubernetes' default terminationGracePeriodSeconds (30 s)."""
+CLOSE_CODES = (frames.GOING_AWAY, frames.SERVICE_RESTART)
+
+
+@dataclass(frozen=True)
+class RollingUpdateParams(Params):
+    """Parameters of ``rolling-update``."""
+
+    clients: int = param(5_000, ge=1, help="clients, all connected at the start")
+    pods: int = param(10, ge=1, help="pods (replicas) the clients are spread over; all are replaced")
+    policy: str = param("round_robin", choices=POLICIES, help="how the balancer picks a pod for each connection")
+    max_surge: int = param(1, ge=0, help="extra new pods started before old ones are terminated (maxSurge-like)")
+    max_unavailable: int = param(0, ge=0, help="old pods terminated before their replacement is Ready "
+                                               "(maxUnavailable-like)")
+    drain: str = param("both", choices=("both", "graceful", "abrupt"),
+                       help="graceful: close frames on SIGTERM; abrupt: sockets die at SIGKILL (1006); both: compare")
+    session_store: str = param("both", choices=("both", "on", "off"),
+                               help="sessions also in an external store (on), only in pod memory (off), or compare")
+    close_code: int = param(frames.SERVICE_RESTART, help="graceful close code: 1001 (going away) or 1012 (service restart)")
+    termination_grace_period: float = param(GRACE_S, gt=0, unit="s",
+                                            help="from preStop start to SIGKILL (Kubernetes default 30 s)")
+    prestop_sleep: float = param(5.0, ge=0, unit="s",
+                                 help="preStop hook sleep, so endpoint removal wins the race with SIGTERM (assumed)")
+    endpoint_delay: float = param(1.0, ge=0, unit="s",
+                                  help="delete -> pod removed from the balancer's endpoints (assumed propagation)")
+    drain_period: float = param(10.0, ge=0, unit="s",
+                                help="graceful: the app spreads its close frames over this time after SIGTERM")
+    pod_startup: float = param(10.0, gt=0, unit="s", help="new pod creation -> Ready and in the endpoints")
+    update_at: float = param(10.0, ge=0, unit="s", help="when the rollout starts")
+    strategy: str = param("full_jitter", help="clients' reconnect backoff: " + ", ".join(STRATEGIES + PRESETS))
+    backoff_base: float = param(1.0, gt=0, unit="s", help="textbook strategies: first delay (base)")
+    backoff_cap: float = param(30.0, gt=0, unit="s", help="textbook strategies: largest delay (cap)")
+    store_latency: Distribution = param(Constant(0.001), unit="s",
+                                        help="round trip to fetch a session from the store (assumed, same zone)")
+    latency: Distribution = param(TruncatedNormal(0.02, 0.005), unit="s", help="one-way network latency")
+    horizon: float = param(300.0, gt=0, unit="s", help="simulated time")
+
+    def validate(self) -> None:
+        if self.max_surge + self.max_unavailable < 1:
+            raise ParameterError("max_surge", "max_surge + max_unavailable must be >= 1 or the rollout cannot progress")
+        if self.close_code not in CLOSE_CODES:
+            raise ParameterError("close_code", f"must be 1001 (going away) or 1012 (service restart), got {self.close_code}")
+        if self.strategy not in STRATEGIES + PRESETS:
+            raise ParameterError("strategy", f"must be one of {', '.join(STRATEGIES + PRESETS)}, got {self.strategy!r}")
+        if self.backoff_cap < self.backoff_base:
+            raise ParameterError("backoff_cap", f"must be >= backoff_base ({self.backoff_base} s), got {self.backoff_cap}")
+        if self.prestop_sleep + self.drain_period > self.termination_grace_period:
+            raise ParameterError("drain_period", f"prestop_sleep + drain_period must fit in termination_grace_period "
+                                                 f"({self.termination_grace_period} s), got {self.drain_period}")
+        if self.rollout_bound() >= self.horizon:
+            raise ParameterError("horizon", f"must be > {self.rollout_bound():g} s (update_at + the rollout's steps "
+                                            f"+ the grace period), got {self.horizon:g}")
+
+    def rollout_bound(self) -> float:
+        """Latest time the last old pod can be gone, in seconds."""
+        steps = math.ceil(self.pods / (self.max_surge + self.max_unavailable))
+        return self.update_at + steps * self.pod_startup + self.termination_grace_period
+
+    def combinations(self) -> list[tuple[str, bool]]:
+        drains = ("graceful", "abrupt") if self.drain == "both" else (self.drain,)
+        stores = (False, True) if self.session_store == "both" else (self.session_store == "on",)
+        return [(d, s) for d in drains for s in stores]
+
+
+class _Shared:
+    """What every client of one run reports to: balancer, sessions and tallies."""
+
+    def __init__(self, env: simpy.Environment, lb: LoadBalancer, sessions: Sessions) -> None:
+        self.env = env
+        self.lb = lb
+        self.sessions = sessions
+        self.codes: dict[int, int] = {}
+        self.no_backend = 0
+        self.disruptions: list[float] = []  # loss -> connected with a usable session, per reconnection
+        self.last_resumed_at = math.nan
+
+    def connected(self, client: "BalancedClient") -> None:
+        backend = client.backend
+        self.lb.opened(backend)
+        outcome, fetch = self.sessions.resume(client.key, backend.name)
+        now = self.env.now
+        if not math.isnan(client.lost_at):
+            self.disruptions.append(now + fetch - client.lost_at)
+            self.last_resumed_at = now + fetch
+
+    def disconnected(self, client: "BalancedClient", how: str, code: int) -> None:
+        self.lb.closed(client.backend)
+        self.codes[code] = self.codes.get(code, 0) + 1
+
+
+class BalancedClient(ResilientClient):
+    """A resilient client that asks the balancer for a pod before every attempt."""
+
+    __slots__ = ("key", "backend", "shared")
+
+    def __init__(self, ctx: Context, key: ClientKey, network: Network, shared: _Shared, policy: Any,
+                 tracker: ReconnectTracker, uniform) -> None:
+        super().__init__(ctx, key.name, network, "", policy, tracker, uniform,
+                         on_connect=shared.connected, on_disconnect=shared.disconnected)
+        self.key = key
+        self.shared = shared
+        self.backend: Backend | None = None
+
+    def place(self, backend: Backend) -> None:
+        self.backend = backend
+        self.server = backend.name
+
+    def _attempt(self, _event: simpy.Event | None = None) -> None:
+        if self.stopped or self.state != "disconnected":
+            return
+        backend = self.shared.lb.route(self.key)
+        if backend is None:  # no endpoint at all: the balancer answers 503 at once
+            self.shared.no_backend += 1
+            self.tracker._count(self.tracker.attempts, self.env.now)
+            self.tracker._count(self.tracker.refused, self.env.now)
+            self.last_attempt_at = self.env.now
+            self._schedule_retry()
+            return
+        self.place(backend)
+        super()._attempt(_event)
+
+
+def simulate(p: RollingUpdateParams, seed: int, drain: str, store_on: bool) -> tuple[dict, pd.DataFrame]:
+    """One rollout: summary row and per-second series."""
+    ctx = Context(seed)  # same seed for every combination: common random numbers
+    env = ctx.env
+    net = Network(ctx, LinkSpec(latency=p.latency))
+    lb = LoadBalancer(ctx, p.policy)
+    sessions = Sessions(SessionStore(ctx, p.store_latency) if store_on else None)
+    shared = _Shared(env, lb, sessions)
+    tracker = ReconnectTracker()
+    backoff = make_backoff(p.strategy, base=p.backoff_base, cap=p.backoff_cap)
+    uniform = ctx.rng("backoff")
+    draw = lambda: float(uniform.random())  # noqa: E731
+    pods: dict[str, Server] = {}
+    counter = iter(range(10**9))
+
+    def create_pod() -> Server:
+        name = f"pod-{next(counter)}"  # a replacement is a new pod with a new name (and empty memory)
+        pods[name] = Server(ctx, name, ServerSpec(), net)
+        return pods[name]
+
+    def ready(server: Server) -> None:
+        lb.add(server.name)
+        sessions.node_up(server.name)
+
+    for _ in range(p.pods):
+        ready(create_pod())
+    addresses = ctx.rng("addresses").integers(0, 2**32, size=p.clients)
+    clients = []
+    for i in range(p.clients):
+        key = ClientKey(f"c{i}", int(addresses[i]))
+        client = BalancedClient(ctx, key, net, shared, backoff, tracker, draw)
+        backend = lb.route(key)
+        client.place(backend)
+        client.adopt_connection()
+        pods[backend.name].adopt(client.name)
+        lb.opened(backend)
+        sessions.resume(key, backend.name)
+        clients.append(client)
+
+    code = p.close_code
+    terminated_at: list[float] = []
+
+    def terminate(server: Server):
+        """Kubernetes' termination sequence for one pod (see the module docstring)."""
+        name = server.name
+        env.timeout(p.endpoint_delay).callbacks.append(lambda _e: lb.remove(name))
+        yield env.timeout(p.prestop_sleep)  # preStop runs; SIGTERM when it ends
+        if drain == "graceful":
+            victims = list(server.connections)
+            step = p.drain_period / len(victims) if victims else 0.0
+            for client in victims:
+                if step:
+                    yield env.timeout(step)
+                if server.connections.get(client) is not None:
+                    # one close frame per connection, spread out: Server.shutdown would close them all at once
+                    net.send(name, client, (frames.CLOSE, code), frames.FRAME_HEADER_BYTES)
+            server.shutdown(code)  # anyone who arrived meanwhile
+        else:
+            yield env.timeout(p.termination_grace_period - p.prestop_sleep)
+            server.crash()  # SIGKILL: the kernel resets every socket, clients see 1006
+        sessions.node_down(name)
+        terminated_at.append(env.now)
+
+    def rollout(env):
+        yield env.timeout(p.update_at)
+        old = list(pods)
+        while old:
+            batch = min(len(old), p.max_surge + p.max_unavailable)
+            new = [create_pod() for _ in range(batch)]
+            first = min(batch, p.max_unavailable)
+            for _ in range(first):
+                env.process(terminate(pods[old.pop(0)]))
+            yield env.timeout(p.pod_startup)
+            for server in new:
+                ready(server)
+            for _ in range(batch - first):
+                if old:
+                    env.process(terminate(pods[old.pop(0)]))
+
+    connected = []
+
+    def sample(env):
+        while True:
+            connected.append(tracker.connected)
+            yield env.timeout(1.0)
+
+    env.process(rollout(env))
+    env.process(sample(env))
+    env.run(until=p.horizon)
+
+    bins = range(int(p.horizon))
+    attempts = [tracker.attempts.get(b, 0) for b in bins]
+    refused = [tracker.refused.get(b, 0) for b in bins]
+    disruptions = np.asarray(shared.disruptions)
+    counts = sessions.counts
+    losses = sum(shared.codes.values())
+    all_back = tracker.connected == p.clients and tracker.gave_up == 0
+    row = {
+        "drain": drain,
+        "session_store": store_on,
+        "policy": p.policy,
+        "clients": p.clients,
+        "pods": p.pods,
+        "disconnections": losses,
+        "closed_1001": shared.codes.get(frames.GOING_AWAY, 0),
+        "closed_1012": shared.codes.get(frames.SERVICE_RESTART, 0),
+        "closed_1006": shared.codes.get(frames.ABNORMAL_CLOSURE, 0),
+        "peak_attempts_per_s": max(attempts) if attempts else 0,
+        "attempts": sum(attempts),
+        "refused_attempts": sum(refused),
+        "timed_out_attempts": tracker.timeouts,
+        "sessions_kept": counts["kept"],
+        "sessions_fetched": counts["fetched"],
+        "sessions_lost": counts["lost"],
+        "disruption_p50_s": float(np.quantile(disruptions, 0.5)) if len(disruptions) else math.nan,
+        "disruption_p99_s": float(np.quantile(disruptions, 0.99)) if len(disruptions) else math.nan,
+        "disruption_max_s": float(disruptions.max()) if len(disruptions) else math.nan,
+        "rollout_s": max(terminated_at) - p.update_at if len(terminated_at) == p.pods else math.nan,
+        "time_to_recover_s": shared.last_resumed_at - p.update_at if all_back else math.nan,
+        "all_reconnected": all_back,
+    }
+    series = pd.DataFrame({"drain": drain, "session_store": store_on, "time_s": [float(b) for b in bins],
+                           "attempts": attempts, "refused": refused, "connected": connected[: len(attempts)]})
+    return row, series
+
+
+@scenario("rolling-update", RollingUpdateParams,
+          "pods replaced one by one under N WebSocket connections: graceful drain (1001/1012) vs abrupt kill (1006), "
+          "with and without a session store: reconnection storm, sessions lost, time to recover")
+def run_rolling_update(p: RollingUpdateParams, seed: int) -> Result:
+    rows, series = [], []
+    for drain, store_on in p.combinations():
+        row, per_second = simulate(p, seed, drain, store_on)
+        rows.append(row)
+        series.append(per_second)
+    return Result("rolling-update", seed, p, pd.DataFrame(rows), {"per_second": pd.concat(series, ignore_index=True)})
