@@ -1,0 +1,344 @@
+"""``broker-fanout``: « souvent via un message broker (Redis Pub/Sub, Kafka) » — what each one delivers.
+
+``nodes`` WebSocket nodes share ``subscribers`` clients (client ``i`` starts on node ``i mod
+nodes``). ``publishers`` publishers, publisher ``j`` on node ``j + 1 mod nodes``, each publish
+``rate`` messages per second (Poisson) for ``duration`` seconds, after ``warmup`` seconds
+during which everyone connects. Every subscriber wants every message. The node receiving a
+publication hands it to the broker, which must bring it to every node, which pushes it to its
+clients (see :mod:`sim.components.broker`). During publishing:
+
+* node ``restart_node`` crashes at ``restart_at`` and comes back ``restart_downtime`` seconds
+  later. Its clients see the connection reset and reconnect after ``reconnect_delay``, each to
+  a node chosen at random among those up (a load balancer with health checks);
+* the last subscriber closes its connection at ``disconnect_at`` and reconnects
+  ``disconnect_for`` seconds later (through the load balancer too).
+
+Each broker model runs on the same seed, hence the same publications, crash and reconnection
+choices (common random numbers):
+
+* ``pubsub`` (Redis Pub/Sub): at most once. Whoever is not connected when a message is
+  published never gets it; so do the crashed node's clients until they are back. A node that
+  reads its subscription slower than the messages arrive (``slow_read_rate``) is cut off at
+  the output-buffer limit and loses the buffer and what is published until it resubscribes.
+  A client that moves from a node to a lagging one can even receive a message twice: each
+  node's subscription is at most once, the client's path through two nodes is not;
+* ``log`` (Kafka): each subscriber resumes from its committed offset, so nothing is lost
+  within the retention. With ``commit=after_processing`` a message processed but not yet
+  committed when the node crashed is delivered again (a duplicate); with
+  ``before_processing`` it is committed first and lost instead (at most once).
+
+After ``duration`` publishing stops and the run goes on ``drain`` more seconds. Per broker::
+
+    expected_deliveries = published * subscribers = delivered_unique + lost
+    delivered = delivered_unique + duplicates
+
+``disconnected_at_publish`` counts the (message, subscriber) pairs whose subscriber was not
+connected when the broker accepted the message, ``lost_disconnected`` those of them that were
+never delivered (all of them with pub/sub), ``lost_expired`` those that the log's retention deleted before the
+subscriber came back. Latency runs from the publisher's send to the first delivery.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim import data
+from sim.components.broker import (
+    ACK, COMMIT_POLICIES, PUBLISH, SUBSCRIBE, LogBroker, LogNode, Publication, PubSubBroker, PubSubNode, bus,
+)
+from sim.components.client import CONNECTED, DISCONNECTED, Client
+from sim.components.server import Server
+from sim.core import (
+    Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, param,
+)
+from sim.core.registry import scenario
+
+BROKERS = ("pubsub", "log")
+BROKER = "broker"
+_REDIS = data.load("brokers")["redis_pubsub"]["client_output_buffer_limit_pubsub"]
+_KAFKA = data.load("brokers")["kafka"]
+
+
+@dataclass(frozen=True)
+class BrokerFanoutParams(Params):
+    """Parameters of the ``broker-fanout`` scenario."""
+
+    broker: str = param("all", choices=(*BROKERS, "all"),
+                        help="pubsub (Redis Pub/Sub), log (Kafka), or both on the same seed")
+    nodes: int = param(4, ge=1, help="WebSocket nodes")
+    subscribers: int = param(40, ge=1, help="subscribing clients, spread over the nodes")
+    publishers: int = param(2, ge=1, help="publishers; publisher j publishes through node j+1 (mod nodes)")
+    rate: float = param(5.0, gt=0, unit="1/s", help="messages each publisher publishes per second (Poisson)")
+    message_bytes: int = param(1000, ge=1, unit="B", help="size of a message")
+    warmup: float = param(1.0, ge=0, unit="s", help="time for everyone to connect before publishing starts")
+    duration: float = param(60.0, gt=0, unit="s", help="publishing period")
+    drain: float = param(5.0, ge=0, unit="s", help="time after publishing for messages in flight to arrive")
+    latency: Distribution = param(Uniform(0.01, 0.05), unit="s", help="one-way latency client <-> node")
+    broker_latency: Distribution = param(Uniform(0.0005, 0.002), unit="s", help="one-way latency node <-> broker")
+    restart_node: int = param(0, ge=0, help="index of the node that crashes and restarts")
+    restart_at: float | None = param(20.0, ge=0, unit="s", none_means="no restart",
+                                     help="when that node's process crashes")
+    restart_downtime: float = param(5.0, ge=0, unit="s", help="how long it stays down")
+    reconnect_delay: Distribution = param(Uniform(0.0, 2.0), unit="s",
+                                          help="wait before each reconnection attempt after a reset (jitter)")
+    disconnect_at: float | None = param(35.0, ge=0, unit="s", none_means="nobody leaves",
+                                        help="when the last subscriber closes its connection")
+    disconnect_for: float = param(10.0, ge=0, unit="s", help="how long it stays away before reconnecting")
+    partitions: int = param(3, ge=1, help="log: partitions of the topic (the key is the publisher)")
+    retention: float = param(float(_KAFKA["log_retention_s"]), gt=0, unit="s",
+                             help="log: records older than this are deleted (Kafka log.retention.hours=168)")
+    retention_check_interval: float = param(float(_KAFKA["log_retention_check_interval_s"]), gt=0, unit="s",
+                                            help="log: period of the retention check (Kafka 300000 ms)")
+    commit: str = param("after_processing", choices=COMMIT_POLICIES,
+                        help="log: commit the offset once the subscriber processed the message (at least once) "
+                             "or before it is delivered (at most once)")
+    read_rate: float = param(10e6, gt=0, unit="B/s", help="pubsub: how fast a node reads its subscription")
+    slow_node: int | None = param(None, ge=0, none_means="no slow node",
+                                  help="pubsub: index of a node that reads at slow_read_rate instead")
+    slow_read_rate: float = param(2000.0, gt=0, unit="B/s", help="pubsub: read rate of the slow node")
+    hard_limit_bytes: int = param(int(_REDIS["hard_bytes"]), ge=0, unit="B",
+                                  help="pubsub: output buffer size that cuts a subscriber at once (0 = off; Redis 32mb)")
+    soft_limit_bytes: int = param(int(_REDIS["soft_bytes"]), ge=0, unit="B",
+                                  help="pubsub: output buffer size that cuts a subscriber if it lasts (0 = off; Redis 8mb)")
+    soft_seconds: float = param(float(_REDIS["soft_seconds"]), ge=0, unit="s",
+                                help="pubsub: how long the soft limit may be exceeded (Redis 60)")
+    resubscribe_delay: float = param(1.0, ge=0, unit="s", help="pubsub: a node cut off resubscribes after this")
+
+    def validate(self) -> None:
+        if self.restart_node >= self.nodes:
+            raise ParameterError("restart_node", f"must be < nodes ({self.nodes}), got {self.restart_node}")
+        if self.slow_node is not None and self.slow_node >= self.nodes:
+            raise ParameterError("slow_node", f"must be < nodes ({self.nodes}), got {self.slow_node}")
+        if self.restart_at is not None and self.nodes < 2:
+            raise ParameterError("restart_at", "needs nodes >= 2 (the clients reconnect to another node), "
+                                               "or none")
+        if not self.reconnect_delay.mean > 0:
+            raise ParameterError("reconnect_delay", f"must have a mean > 0 s, got {self.reconnect_delay.spec()}")
+
+    @property
+    def brokers(self) -> tuple[str, ...]:
+        return BROKERS if self.broker == "all" else (self.broker,)
+
+    @property
+    def end(self) -> float:
+        return self.warmup + self.duration + self.drain
+
+
+class _Subscriber:
+    """One subscribing client: its connection, reconnection loop and what it received."""
+
+    __slots__ = ("run", "index", "client", "away", "reconnects", "max_seen", "out_of_order")
+
+    def __init__(self, run: "_Run", index: int) -> None:
+        self.run = run
+        self.index = index
+        self.client = Client(run.ctx, f"s{index}", run.net, run.servers[index % len(run.servers)].name,
+                             on_message=self._on_message, on_disconnect=self._on_disconnect,
+                             on_connect=self._on_connect)
+        self.away = False
+        self.reconnects = 0
+        self.max_seen: dict[object, int] = {}
+        """Per ordering key (publisher for pubsub, partition for the log), the highest sequence delivered first-time."""
+        self.out_of_order = 0
+
+    def _on_connect(self, client: Client) -> None:
+        client.send((SUBSCRIBE,))
+
+    def _on_message(self, client: Client, payload) -> None:
+        _, pub, order_key, order_value = payload
+        first = self.run.record(self.index, pub)
+        if first:
+            top = self.max_seen.get(order_key, -1)
+            if order_value < top:
+                self.out_of_order += 1
+            else:
+                self.max_seen[order_key] = order_value
+        if self.run.kind == "log":
+            client.send((ACK, order_key, order_value))  # processed: the node may commit
+
+    def _on_disconnect(self, _client: Client, _how: str, _code: int) -> None:
+        self.run.env.process(self.reconnect())
+
+    def reconnect(self):
+        run = self.run
+        while True:
+            yield run.env.timeout(run.reconnect_delay.sample())
+            if self.away or self.client.state != DISCONNECTED:
+                return
+            up = [s for s in run.servers if s.up]
+            if not up:
+                continue
+            self.client.server = up[int(run.lb.integers(len(up)))].name
+            outcome = yield self.client.connect()
+            if outcome == "accepted":
+                self.reconnects += 1
+                return
+
+    def leave(self):
+        """Close the connection for ``disconnect_for`` seconds, then reconnect through the load balancer."""
+        p, env = self.run.p, self.run.env
+        yield env.timeout(p.disconnect_at - env.now)
+        self.away = True
+        if self.client.state == CONNECTED:
+            self.client.close()
+        yield env.timeout(p.disconnect_for)
+        self.away = False
+        if self.client.state == DISCONNECTED:
+            yield from self.reconnect()
+
+
+class _Run:
+    """One broker model on one seed."""
+
+    def __init__(self, p: BrokerFanoutParams, kind: str, seed: int) -> None:
+        self.p = p
+        self.kind = kind
+        self.ctx = ctx = Context(seed)
+        self.env = ctx.env
+        self.net = net = Network(ctx, LinkSpec(latency=p.latency, fifo=True))  # fifo: TCP streams
+        self.lb = ctx.rng("lb")
+        self.reconnect_delay = p.reconnect_delay.bind(ctx.rng("reconnect"))
+        self.servers = [Server(ctx, f"node-{i}", network=net) for i in range(p.nodes)]
+        broker_link = LinkSpec(latency=p.broker_latency, fifo=True)
+        for server in self.servers:
+            net.link(bus(server.name), BROKER, broker_link)
+        if kind == "pubsub":
+            self.broker: PubSubBroker | LogBroker = PubSubBroker(
+                ctx, net, BROKER, hard_limit_bytes=p.hard_limit_bytes, soft_limit_bytes=p.soft_limit_bytes,
+                soft_seconds=p.soft_seconds)
+            self.adapters: list[PubSubNode | LogNode] = [
+                PubSubNode(ctx, s, net, self.broker, resubscribe_delay=p.resubscribe_delay,
+                           read_rate=p.slow_read_rate if i == p.slow_node else p.read_rate)
+                for i, s in enumerate(self.servers)]
+        else:
+            self.broker = LogBroker(ctx, net, BROKER, partitions=p.partitions, retention_s=p.retention,
+                                    retention_check_interval_s=p.retention_check_interval)
+            self.adapters = [LogNode(ctx, s, net, self.broker, commit=p.commit) for s in self.servers]
+        self.broker.on_publish = self._on_publish
+        self.subscribers = [_Subscriber(self, i) for i in range(p.subscribers)]
+        self.pubs: list[Publication] = []
+        self.disconnected_at_publish: list[tuple[int, ...]] = []
+        """Per publication (by id), the subscribers not connected when the broker accepted it."""
+        self.count: dict[tuple[int, int], int] = {}
+        """(subscriber, publication id) -> deliveries."""
+        self.latencies: list[float] = []
+        self.sent = 0
+
+    def _on_publish(self, pub: Publication, *_where) -> None:
+        self.pubs.append(pub)
+        self.disconnected_at_publish.append(
+            tuple(s.index for s in self.subscribers if s.client.state != CONNECTED))
+
+    def record(self, subscriber: int, pub: Publication) -> bool:
+        key = (subscriber, pub.id)
+        n = self.count.get(key, 0)
+        self.count[key] = n + 1
+        if n == 0:
+            self.latencies.append(self.env.now - pub.published_at)
+        return n == 0
+
+    def _publisher(self, j: int):
+        env, p = self.env, self.p
+        name, node = f"pub-{j}", self.servers[(j + 1) % p.nodes].name
+        gaps = Exponential(p.rate).bind(self.ctx.rng(f"publish.{name}"))
+        end = p.warmup + p.duration
+        seq = 0
+        yield env.timeout(p.warmup)
+        while True:
+            t = env.now + gaps.sample()
+            if t >= end:
+                return
+            yield env.timeout(t - env.now)
+            seq += 1
+            self.sent += 1
+            pub = Publication(self.sent, name, seq, name, env.now, p.message_bytes)
+            self.net.send(name, bus(node), (PUBLISH, pub), p.message_bytes)
+
+    def _restart(self):
+        env, p = self.env, self.p
+        server, adapter = self.servers[p.restart_node], self.adapters[p.restart_node]
+        yield env.timeout(p.restart_at - env.now)
+        server.crash()
+        adapter.crash()
+        yield env.timeout(p.restart_downtime)
+        server.restart()
+        adapter.restart()
+
+    def execute(self) -> tuple[dict, pd.DataFrame]:
+        env, p = self.env, self.p
+        for s in self.subscribers:
+            s.client.connect()
+        for j in range(p.publishers):
+            env.process(self._publisher(j))
+        if p.restart_at is not None:
+            env.process(self._restart())
+        if p.disconnect_at is not None:
+            env.process(self.subscribers[-1].leave())
+        env.run(until=p.end)
+        return self._summary(), self._per_subscriber()
+
+    def _per_subscriber(self) -> pd.DataFrame:
+        count = self.count
+        published = len(self.pubs)
+        rows = []
+        for s in self.subscribers:
+            unique = sum(1 for pub in self.pubs if (s.index, pub.id) in count)
+            total = sum(count.get((s.index, pub.id), 0) for pub in self.pubs)
+            rows.append({"broker": self.kind, "subscriber": s.client.name, "node_at_end": s.client.server,
+                         "expected": published, "delivered_unique": unique, "duplicates": total - unique,
+                         "lost": published - unique, "out_of_order": s.out_of_order, "reconnects": s.reconnects,
+                         "expired": self.broker.expired.get(s.client.name, 0) if self.kind == "log" else 0})
+        return pd.DataFrame(rows)
+
+    def _summary(self) -> dict:
+        p, count = self.p, self.count
+        published = len(self.pubs)
+        expected = published * p.subscribers
+        delivered = sum(count.values())
+        unique = len(count)
+        lost_disconnected = sum((i, pub.id) not in count
+                                for pub, away in zip(self.pubs, self.disconnected_at_publish) for i in away)
+        lat = np.asarray(self.latencies)
+        pubsub = self.kind == "pubsub"
+        return {
+            "broker": self.kind, "published": published, "publish_failed": self.sent - published,
+            "subscribers": p.subscribers, "expected_deliveries": expected, "delivered": delivered,
+            "delivered_unique": unique, "lost": expected - unique,
+            "disconnected_at_publish": sum(map(len, self.disconnected_at_publish)),
+            "lost_disconnected": lost_disconnected,
+            "lost_expired": 0 if pubsub else sum(self.broker.expired.values()),
+            "duplicates": delivered - unique, "out_of_order": sum(s.out_of_order for s in self.subscribers),
+            "delivery_ratio": unique / expected if expected else math.nan,
+            "latency_p50_s": float(np.quantile(lat, 0.5)) if len(lat) else math.nan,
+            "latency_p99_s": float(np.quantile(lat, 0.99)) if len(lat) else math.nan,
+            "latency_max_s": float(lat.max()) if len(lat) else math.nan,
+            "reconnects": sum(s.reconnects for s in self.subscribers),
+            "slow_consumer_cutoffs": sum(self.broker.cut_off.values()) if pubsub else 0,
+            "lost_in_broker_buffer": self.broker.lost_in_buffer if pubsub else 0,
+            "fenced_commits": 0 if pubsub else self.broker.fenced_commits,
+            "deleted_by_retention": 0 if pubsub else self.broker.deleted,
+            "commit": "" if pubsub else p.commit,
+        }
+
+
+def simulate(p: BrokerFanoutParams, broker: str, seed: int) -> tuple[dict, pd.DataFrame]:
+    """One broker model: its summary row and its per-subscriber table."""
+    if broker not in BROKERS:
+        raise ParameterError("broker", f"must be one of {', '.join(BROKERS)}, got {broker!r}")
+    return _Run(p, broker, seed).execute()
+
+
+@scenario("broker-fanout", BrokerFanoutParams,
+          "Q6: fan-out across WebSocket nodes via Redis Pub/Sub or a Kafka log: losses, duplicates, latency")
+def run_broker_fanout(p: BrokerFanoutParams, seed: int) -> Result:
+    rows, tables = [], []
+    for kind in p.brokers:
+        row, table = simulate(p, kind, seed)
+        rows.append(row)
+        tables.append(table)
+    return Result("broker-fanout", seed, p, pd.DataFrame(rows),
+                  {"subscribers": pd.concat(tables, ignore_index=True)})
