@@ -21,8 +21,22 @@ GOING_AWAY = 1001
 """The server is going down or the browser left the page."""
 ABNORMAL_CLOSURE = 1006
 """Never sent on the wire: the connection dropped without a close frame (seen after a timeout)."""
+INTERNAL_ERROR = 1011
+"""The server hit an unexpected condition."""
 SERVICE_RESTART = 1012
 """The server is restarting; clients should reconnect (with a randomized delay)."""
+TRY_AGAIN_LATER = 1013
+"""The server is overloaded; clients should come back later."""
+
+#: What each close code means (RFC 6455 §7.4.1 and the IANA registry, reference/real-systems.md §7).
+CLOSE_CODES = {
+    NORMAL_CLOSURE: "normal closure: the purpose of the connection was fulfilled",
+    GOING_AWAY: "going away: server going down or browser leaving the page",
+    ABNORMAL_CLOSURE: "abnormal closure: never sent, seen locally when the connection died without a close frame",
+    INTERNAL_ERROR: "internal error: the server hit an unexpected condition",
+    SERVICE_RESTART: "service restart: reconnect, with a randomised delay",
+    TRY_AGAIN_LATER: "try again later: the server is overloaded",
+}
 
 #: Handshake and frame sizes used for byte accounting, in bytes (order of magnitude of a
 #: browser's Upgrade request / 101 response and of a small frame header).

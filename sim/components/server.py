@@ -327,6 +327,14 @@ class Server:
         self._forget(client)
         return True
 
+    def drop(self, client: str) -> bool:
+        """Forget a connection without a frame (an idle timeout found the client silent); False if
+        ``client`` is not connected here."""
+        if client not in self.connections:
+            return False
+        self._forget(client)
+        return True
+
     @property
     def memory_bytes(self) -> int:
         return self.spec.memory_base_bytes + len(self.connections) * self.spec.memory_per_connection_bytes

@@ -1,0 +1,389 @@
+"""Webhooks: a provider POSTs each event to the consumer's HTTPS endpoint and retries on failure.
+
+* :class:`WebhookProvider` — a provider's timeout and retry schedule, from
+  ``data/webhook_providers.json`` (Stripe, GitHub, Shopify, Slack; each value says whether it is
+  documented, derived or an assumption).
+* :func:`sign` / :func:`verify` — Stripe's signature scheme (stripe-python ``_webhook.py``): the
+  header ``t=<unix ts>,v1=<hex HMAC-SHA256(secret, "{t}.{raw body}")>``; a request is accepted if
+  any ``v1`` matches (constant-time comparison) and ``t`` is not older than the tolerance (300 s).
+* :class:`WebhookSender` — one HTTP POST per event *attempt*. Without keep-alive each attempt first
+  pays the connection set-up (``setup_round_trips``: TCP plus TLS), then waits for the answer within
+  the provider's timeout; a timeout, a lost message or a non-2xx answer is a failure, retried after
+  the provider's next delay until its retry horizon. Past the horizon the event is **given up**
+  (counted, never silently dropped).
+* :class:`WebhookReceiver` — verifies the signature and the timestamp, then deduplicates by event id:
+  delivery is at least once (a 2xx lost or late makes the provider send again) and unordered, so
+  only an idempotent receiver applies each event exactly once.
+
+Everything travels over a :class:`~sim.core.network.Network`, so latency, loss and partitions
+(a receiver outage is a partition) act on handshakes, requests and answers alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import simpy
+
+from sim import data
+from sim.core.context import Context
+from sim.core.distributions import Constant, Distribution
+from sim.core.errors import ParameterError
+from sim.core.network import Message, Network
+
+EPOCH = 1_700_000_000
+"""Unix time of simulated t = 0: signatures carry Unix timestamps, but must not depend on the wall clock."""
+DEFAULT_TOLERANCE = 300.0
+"""Stripe's ``DEFAULT_TOLERANCE`` (stripe-python ``_webhook.py``), in seconds."""
+PROVIDERS = ("stripe", "github", "shopify", "slack")
+
+# on the wire: (kind, data)
+SETUP, SETUP_OK, POST, ANSWER = "setup", "setup_ok", "post", "answer"
+OK, BAD_SIGNATURE, STALE = 200, 400, 401
+"""Answers of the receiver: applied or duplicate (2xx); bad signature; timestamp outside the tolerance."""
+
+
+# ============================================================== provider presets =====
+@dataclass(frozen=True)
+class WebhookProvider:
+    """Timeout and retry schedule of one provider; see ``data/webhook_providers.json``."""
+
+    name: str
+    timeout_s: float
+    """Longest wait for the answer of one attempt, set-up included."""
+    connect_timeout_s: float | None
+    """Longest wait for the connection set-up (None: only ``timeout_s``)."""
+    delays_s: tuple[float, ...]
+    """Wait after each failed attempt before the next one (empty: no automatic redelivery)."""
+    horizon_s: float
+    """No retry starts later than this after the first attempt."""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.timeout_s, (int, float)) and 0 < self.timeout_s < math.inf):
+            raise ParameterError("timeout_s", f"must be a number of seconds > 0, got {self.timeout_s!r}")
+        if self.connect_timeout_s is not None and not 0 < self.connect_timeout_s <= self.timeout_s:
+            raise ParameterError("connect_timeout_s", f"must be in (0, timeout_s], got {self.connect_timeout_s!r}")
+        if any(not d >= 0 for d in self.delays_s):
+            raise ParameterError("delays_s", f"must all be >= 0 s, got {self.delays_s!r}")
+        if not self.horizon_s >= 0:
+            raise ParameterError("horizon_s", f"must be >= 0 s, got {self.horizon_s!r}")
+
+    @classmethod
+    def preset(cls, name: str) -> "WebhookProvider":
+        """The provider ``name`` (one of :data:`PROVIDERS`) from ``data/webhook_providers.json``."""
+        presets = data.load("webhook_providers")
+        if name not in presets:
+            raise ParameterError("provider", f"must be one of {', '.join(sorted(presets))}, got {name!r}")
+        p = presets[name]
+        if p["formula"] == "table":
+            delays = tuple(float(d) for d in p["delays_s"])
+        elif p["formula"] == "none":
+            delays = ()
+        else:  # exponential: initial * multiplier^k while the retry starts within the horizon
+            delays, elapsed, k = [], 0.0, 0
+            while p["max_retries"] is None or k < p["max_retries"]:
+                d = p["initial_s"] * p["multiplier"] ** k
+                if elapsed + d > p["horizon_s"] * (1 + 1e-12):
+                    break
+                delays.append(d)
+                elapsed += d
+                k += 1
+            delays = tuple(delays)
+        return cls(name, float(p["timeout_s"]), p["connect_timeout_s"], delays, float(p["horizon_s"]), p["source"])
+
+    def attempt_offsets(self) -> list[float]:
+        """Start of each attempt after the first, when every attempt fails at once (lower bounds)."""
+        out, t = [0.0], 0.0
+        for d in self.delays_s:
+            t += d
+            out.append(t)
+        return out
+
+
+# ================================================================== signatures =====
+def derive_secret(seed: int, name: str = "endpoint") -> bytes:
+    """A 32-byte signing secret derived from the run's seed (never from os.urandom: runs repeat)."""
+    return hashlib.sha256(f"webhook-secret:{seed}:{name}".encode()).digest()
+
+
+def sign(secret: bytes, timestamp: int, body: bytes) -> str:
+    """Stripe's ``Stripe-Signature`` header for ``body`` sent at Unix time ``timestamp``."""
+    mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify(secret: bytes, header: str, body: bytes, now: float, tolerance: float = DEFAULT_TOLERANCE) -> int:
+    """:data:`OK` if ``header`` signs the raw ``body`` and is not older than ``tolerance`` s at Unix
+    time ``now``; else :data:`BAD_SIGNATURE` or :data:`STALE`. Never raises on a malformed header."""
+    timestamp, candidates = None, []
+    for item in header.split(","):
+        key, _, value = item.partition("=")
+        if key == "t":
+            try:
+                timestamp = int(value)
+            except ValueError:
+                return BAD_SIGNATURE
+        elif key == "v1":
+            candidates.append(value)
+    if timestamp is None or not candidates:
+        return BAD_SIGNATURE
+    expected = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    # every v1 is compared (several during a secret rotation), each in constant time
+    if not any(hmac.compare_digest(expected, c) for c in candidates):
+        return BAD_SIGNATURE
+    if timestamp < now - tolerance:  # Stripe rejects only old timestamps
+        return STALE
+    return OK
+
+
+# ================================================================== the event =====
+class WebhookEvent:
+    """One event to deliver, with its delivery record (times in simulated seconds)."""
+
+    __slots__ = ("id", "seq", "body", "size_bytes", "created_at", "attempts", "delivered_at", "gave_up_at")
+
+    def __init__(self, id: str, seq: int, body: bytes, size_bytes: int, created_at: float) -> None:
+        self.id = id
+        self.seq = seq
+        self.body = body
+        """The raw bytes that are signed (small; ``size_bytes`` is what the wire is charged)."""
+        self.size_bytes = size_bytes
+        self.created_at = created_at
+        self.attempts = 0
+        self.delivered_at = math.nan
+        """When the provider got a 2xx."""
+        self.gave_up_at = math.nan
+        """When the provider stopped retrying (the retry horizon passed)."""
+
+
+class _Conn:
+    __slots__ = ("id", "opened_at", "idle_since")
+
+    def __init__(self, id: int, opened_at: float) -> None:
+        self.id = id
+        self.opened_at = opened_at
+        self.idle_since = math.nan
+
+
+# ================================================================== the sender =====
+class WebhookSender:
+    """The provider's delivery worker, network node ``name``; see the module docstring."""
+
+    def __init__(self, ctx: Context, name: str, network: Network, receiver: str, provider: WebhookProvider,
+                 secret: bytes, *, setup_round_trips: int = 2, setup_bytes: int = 5000, request_header_bytes: int = 700,
+                 response_header_bytes: int = 300, keep_alive: float | None = None,
+                 on_done: Callable[[WebhookEvent], None] | None = None) -> None:
+        if isinstance(setup_round_trips, bool) or not isinstance(setup_round_trips, int) or setup_round_trips < 0:
+            raise ParameterError("setup_round_trips", f"must be an integer >= 0, got {setup_round_trips!r}")
+        if keep_alive is not None and not keep_alive > 0:
+            raise ParameterError("keep_alive", f"must be seconds > 0 or None, got {keep_alive!r}")
+        self.ctx, self.env, self.name, self.network = ctx, ctx.env, name, network
+        self.receiver = receiver
+        self.provider = provider
+        self.secret = secret
+        self.setup_round_trips = setup_round_trips
+        self.setup_bytes = setup_bytes
+        self.request_header_bytes = request_header_bytes
+        self.response_header_bytes = response_header_bytes
+        self.keep_alive = keep_alive
+        """Seconds an idle connection is kept for the next POST (None: close after each attempt)."""
+        self.on_done = on_done
+        """Called with the event once it is delivered or given up."""
+        self._waiting: dict[tuple[int, int], simpy.Event] = {}
+        self._idle: list[_Conn] = []
+        self._next_conn = 0
+        self._rid = 0
+        # accounting
+        self.requests = 0
+        """POSTs sent (every attempt that got as far as its request)."""
+        self.connections = 0
+        """Connections opened (each paid the set-up)."""
+        self.connection_seconds = 0.0
+        """Connection-seconds held by the sender: set-up, waiting for answers and keep-alive idling."""
+        self.open_connections = 0
+        self.peak_connections = 0
+        self.delivered = 0
+        self.gave_up = 0
+        network.attach(name, self._on_answer)
+
+    # --- delivery ---------------------------------------------------------------------
+    def deliver(self, event: WebhookEvent) -> simpy.Process:
+        """Start delivering ``event`` now (first attempt at once)."""
+        return self.env.process(self._deliver(event))
+
+    def _deliver(self, event: WebhookEvent):
+        env = self.env
+        delays = self.provider.delays_s
+        while True:
+            event.attempts += 1
+            status = yield from self._attempt(event)
+            if status is not None and 200 <= status < 300:
+                event.delivered_at = env.now
+                self.delivered += 1
+                break
+            k = event.attempts - 1  # failed attempts so far - 1: index of the next delay
+            # the schedule fits the horizon (see WebhookProvider.preset); failed attempts' own durations
+            # (timeouts) come on top, so the last retry may start up to attempts x timeout after it
+            if k >= len(delays):
+                event.gave_up_at = env.now
+                self.gave_up += 1
+                break
+            yield env.timeout(delays[k])
+        if self.on_done is not None:
+            self.on_done(event)
+
+    def _attempt(self, event: WebhookEvent):
+        """One POST; returns the HTTP status, or None after a timeout or a dead connection."""
+        env = self.env
+        start = env.now
+        deadline = start + self.provider.timeout_s
+        conn = self._take_idle()
+        if conn is None:
+            conn = self._open(start)
+            limit = self.provider.connect_timeout_s
+            connect_deadline = start + limit if limit is not None else deadline
+            per_message = self.setup_bytes // max(1, 2 * self.setup_round_trips)
+            for step in range(self.setup_round_trips):  # TCP SYN/SYN-ACK, then TLS
+                answer = yield from self._exchange(conn, SETUP, step, per_message, connect_deadline)
+                if answer is None:
+                    self._close(conn)
+                    return None
+        timestamp = EPOCH + int(env.now)
+        header = sign(self.secret, timestamp, event.body)
+        self.requests += 1
+        status = yield from self._exchange(conn, POST, (event.id, header, event.body),
+                                           self.request_header_bytes + event.size_bytes, deadline)
+        if status is None:
+            self._close(conn)  # a timed-out HTTP/1.1 connection cannot be reused
+        else:
+            self._release(conn)
+        return status
+
+    def _exchange(self, conn: _Conn, kind: str, data, size: int, deadline: float):
+        env = self.env
+        self._rid += 1
+        key = (conn.id, self._rid)
+        reply = self._waiting[key] = env.event()
+        self.network.send(self.name, self.receiver, (kind, (key, data)), size)
+        wait = max(0.0, deadline - env.now)
+        yield env.any_of([reply, env.timeout(wait)])
+        self._waiting.pop(key, None)  # a late answer finds nobody waiting
+        return reply.value if reply.triggered else None
+
+    def _on_answer(self, msg: Message) -> None:
+        _kind, (key, value) = msg.payload
+        reply = self._waiting.get(key)
+        if reply is not None and not reply.triggered:
+            reply.succeed(value)
+
+    # --- connections ------------------------------------------------------------------
+    def _open(self, now: float) -> _Conn:
+        self._next_conn += 1
+        self.connections += 1
+        self.open_connections += 1
+        self.peak_connections = max(self.peak_connections, self.open_connections)
+        return _Conn(self._next_conn, now)
+
+    def _close(self, conn: _Conn) -> None:
+        self.open_connections -= 1
+        self.connection_seconds += self.env.now - conn.opened_at
+
+    def _release(self, conn: _Conn) -> None:
+        if self.keep_alive is None:
+            self._close(conn)
+        else:
+            conn.idle_since = self.env.now
+            self._idle.append(conn)
+
+    def _take_idle(self) -> _Conn | None:
+        now = self.env.now
+        while self._idle:
+            conn = self._idle.pop()  # most recently used first, as connection pools do
+            if now - conn.idle_since <= self.keep_alive:
+                return conn
+            self._expire(conn)
+        return None
+
+    def _expire(self, conn: _Conn) -> None:
+        self.open_connections -= 1
+        self.connection_seconds += conn.idle_since + self.keep_alive - conn.opened_at
+
+    def finish(self) -> None:
+        """Close idle keep-alive connections (at their expiry, or now if sooner) for the accounting."""
+        now = self.env.now
+        for conn in self._idle:
+            self.open_connections -= 1
+            self.connection_seconds += min(now, conn.idle_since + self.keep_alive) - conn.opened_at
+        self._idle.clear()
+
+
+# ================================================================= the receiver =====
+class WebhookReceiver:
+    """The consumer's endpoint, network node ``name``: verify, deduplicate, apply, answer.
+
+    ``apply(event_id)`` is the application's effect; with ``dedupe`` it runs once per event id and
+    a later copy is only acknowledged (2xx). The answer leaves after ``processing`` seconds, so a
+    slow handler can outlast the provider's timeout and cause a retry of an applied event.
+    """
+
+    def __init__(self, ctx: Context, name: str, network: Network | None, secret: bytes, *,
+                 apply: Callable[[str], None] | None = None, dedupe: bool = True,
+                 tolerance: float = DEFAULT_TOLERANCE, processing: Distribution = Constant(0.0),
+                 clock_skew: float = 0.0, response_bytes: int = 300) -> None:
+        if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+            raise ParameterError("tolerance", f"must be a number of seconds >= 0, got {tolerance!r}")
+        self.ctx, self.env, self.name, self.network = ctx, ctx.env, name, network
+        self.secret = secret
+        self.apply = apply
+        self.dedupe = dedupe
+        self.tolerance = tolerance
+        self.clock_skew = clock_skew
+        self.response_bytes = response_bytes
+        """Receiver clock minus provider clock, in seconds (NTP drift makes it non-zero)."""
+        self._processing = processing.bind(ctx.rng(f"webhook.{name}.processing"))
+        self.seen: dict[str, int] = {}
+        """Copies received (with a valid signature) per event id."""
+        self.applied = 0
+        self.duplicates = 0
+        """Valid copies of an already-seen event (acknowledged, applied again only without dedupe)."""
+        self.rejected = {BAD_SIGNATURE: 0, STALE: 0}
+        self.received = 0
+        if network is not None:
+            network.attach(name, self._on_message)
+
+    def handle(self, event_id: str, header: str, body: bytes) -> int:
+        """Check and apply one request now; returns the HTTP status to answer."""
+        self.received += 1
+        status = verify(self.secret, header, body, EPOCH + self.env.now + self.clock_skew, self.tolerance)
+        if status != OK:
+            self.rejected[status] += 1
+            return status
+        n = self.seen.get(event_id, 0)
+        self.seen[event_id] = n + 1
+        if n:
+            self.duplicates += 1
+            if self.dedupe:
+                return OK
+        self.applied += 1
+        if self.apply is not None:
+            self.apply(event_id)
+        return OK
+
+    def _on_message(self, msg: Message) -> None:
+        kind, (key, data) = msg.payload
+        if kind == SETUP:
+            self.network.send(self.name, msg.src, (SETUP_OK, (key, True)), msg.size_bytes)
+        elif kind == POST:
+            delay = self._processing.sample()
+            timer = self.env.timeout(delay, (msg.src, key, data))
+            timer.callbacks.append(self._answer)
+
+    def _answer(self, timer: simpy.Event) -> None:
+        src, key, (event_id, header, body) = timer.value
+        status = self.handle(event_id, header, body)
+        self.network.send(self.name, src, (ANSWER, (key, status)), self.response_bytes)

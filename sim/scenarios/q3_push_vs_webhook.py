@@ -1,0 +1,496 @@
+"""``push-vs-webhook``: question 3, « WebSockets vs Webhooks », measured.
+
+A provider creates ``events`` events (Poisson, ``event_rate`` per second) for one consumer, which
+has outages (a renewal process: up ``outage_every``, down ``outage_duration``; the consumer is cut
+off from the provider, so nothing it should answer is answered). Four transports carry them:
+
+* ``websocket``: the consumer holds one WebSocket to the provider (:class:`WebSocketChannel`:
+  handshake once, ping every ``heartbeat_interval``, the server drops a connection silent for
+  ``idle_timeout`` (close code 1006, seen locally), per-connection memory). A frame sent into a
+  dead connection, or while the consumer is not connected, is lost, unless the server keeps the
+  last ``ws_buffer`` events and replays them when the consumer reconnects and says where it was;
+* ``webhook``: one HTTPS POST per event attempt with the provider's timeout and retry schedule
+  (:mod:`sim.components.webhook`); the receiver verifies the signature and deduplicates;
+* ``long-polling``: :mod:`sim.components.long_polling`; the provider queues events in the session;
+* ``short-polling``: :mod:`sim.components.polling`, a GET every ``poll_interval``.
+
+Idle time is counted rather than simulated, so one event per day over 200 days costs a few
+thousand simulation events: heartbeats are accounted from the connected time (the server's
+detection time after an outage is computed from the ping phase), empty short polls are counted
+between events (:class:`~sim.components.polling.ShortPoller`), and a long poller is parked during
+long idle stretches and resumed at a random phase of its poll cycle before the next event (Poisson
+arrivals see time averages, so the phase an event meets is uniform over the cycle).
+
+Summary, one row per (transport, rate); the cost window runs from START (5 s, when
+every transport is set up) to the last event, or to the last delivery if later:
+
+* ``latency_p50_s``/``latency_p99_s``: creation to first arrival at the consumer's application;
+* ``lost``: events never applied by the end of the run (webhook: given up past the retry horizon,
+  or never retried; WebSocket: sent into a dead connection or while disconnected and not
+  replayed); ``duplicates``: copies beyond the first that reached the consumer (for webhooks, valid
+  signed copies that the receiver's dedupe by event id absorbed);
+* ``after_outage``: events created before an outage ended and delivered after it, ``after_outage_delay_mean_s``
+  and ``_max_s`` their creation-to-delivery delay;
+* ``requests_per_event``: HTTP requests (POST attempts, GETs, WebSocket handshakes) per delivered
+  event; ``bytes_per_event``: every byte on the wire, headers, set-ups and heartbeats included;
+* ``connection_seconds``: connection-seconds held at the provider; ``memory_mean_bytes`` = the mean
+  number of open connections × ``memory_per_connection_bytes``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from sim.components import frames
+from sim.components.client import CONNECTED, Client
+from sim.components.long_polling import LongPollingServer, LongPollingSpec
+from sim.components.polling import ParkableLongPollingClient, ShortPoller, ShortPollingServer
+from sim.components.server import Server, ServerSpec
+from sim.components.webhook import (
+    PROVIDERS, WebhookEvent, WebhookProvider, WebhookReceiver, WebhookSender, derive_secret,
+)
+from sim.core import (
+    Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, param,
+)
+from sim.core.registry import scenario
+
+TRANSPORTS = ("websocket", "webhook", "long-polling", "short-polling")
+PROVIDER, CONSUMER = "provider", "consumer"
+START = 5.0
+"""The first event comes after this warm-up, in seconds: every transport is set up by then."""
+
+CLOSE_CODES = frames.CLOSE_CODES  # what each code means, for the notebook
+
+
+@dataclass(frozen=True)
+class PushVsWebhookParams(Params):
+    """Parameters of ``push-vs-webhook``."""
+
+    transport: str = param("all", choices=(*TRANSPORTS, "all"), help="one transport, or all four on the same events")
+    event_rates: tuple[float, ...] = param((1 / 86400, 1 / 3600, 1 / 60, 1.0, 100.0), gt=0, le=10_000, unit="1/s",
+                                           help="event rates to compare (default: 1 per day to 100 per second)")
+    events: int = param(200, ge=1, le=1_000_000, help="events per rate; the horizon is about events / rate")
+    event_bytes: int = param(1500, ge=0, unit="B", help="payload of one event (a JSON object; an assumption)")
+    latency: Distribution = param(Uniform(0.02, 0.08), unit="s", help="one-way latency provider <-> consumer")
+    loss: float = param(0.0, ge=0, lt=1, help="probability that the network loses a message")
+    outage_every: Distribution | None = param(Exponential(1 / 43200), unit="s", none_means="no outages",
+                                              help="consumer up time between outages (default mean 12 h)")
+    outage_duration: Distribution = param(Exponential(1 / 1800), unit="s",
+                                          help="length of a consumer outage (default mean 30 min)")
+    provider: str = param("stripe", choices=PROVIDERS,
+                          help="webhook timeout and retry schedule (data/webhook_providers.json)")
+    keep_alive: float | None = param(None, gt=0, unit="s", none_means="a new connection per POST",
+                                     help="webhook sender keeps an idle connection this long for the next POST")
+    setup_round_trips: int = param(2, ge=0, le=10,
+                                   help="round trips to open an HTTPS connection: TCP 1 + TLS 1.3 1 (TLS 1.2: 2)")
+    setup_bytes: int = param(5000, ge=0, unit="B",
+                             help="bytes of a TCP + TLS set-up with a certificate chain (order of magnitude, an assumption)")
+    request_header_bytes: int = param(700, ge=0, unit="B", help="HTTP request headers (SPDY whitepaper: 700-800 B typical)")
+    response_header_bytes: int = param(300, ge=0, unit="B", help="HTTP response headers (an assumption)")
+    receiver_processing: Distribution = param(Exponential(10.0), unit="s",
+                                              help="webhook handler time before its 2xx (default mean 0.1 s)")
+    tolerance: float = param(300.0, ge=0, unit="s", help="signature timestamp tolerance (Stripe DEFAULT_TOLERANCE)")
+    heartbeat_interval: float = param(30.0, gt=0, unit="s",
+                                      help="WebSocket ping period (RFC 6455 defines none: an application choice)")
+    idle_timeout: float = param(60.0, gt=0, unit="s", help="server closes a WebSocket silent this long (1006)")
+    ws_buffer: int = param(0, ge=0, help="events the WebSocket server keeps for replay on reconnect (0: none)")
+    memory_per_connection_bytes: int = param(1000, ge=0, unit="B",
+                                             help="memory per open connection (~1 KB: Go + epoll, 1M sockets < 1 GB; "
+                                                  "secondary source, other stacks use more)")
+    poll_interval: float = param(60.0, gt=0, unit="s", help="short polling period")
+    hold_timeout: float = param(25.0, gt=0, unit="s", help="long polling hold (Engine.IO pingInterval 25 s)")
+    drain: float = param(4 * 86400.0, gt=0, unit="s",
+                         help="time allowed after the last event for late deliveries (> Stripe's 3 days)")
+
+    def validate(self) -> None:
+        if self.idle_timeout < self.heartbeat_interval:
+            raise ParameterError("idle_timeout", f"must be >= heartbeat_interval ({self.heartbeat_interval} s), "
+                                                 f"got {self.idle_timeout}")
+        if self.outage_every is not None and not self.outage_every.mean > 0:
+            raise ParameterError("outage_every", f"must have a mean > 0 s, got {self.outage_every.spec()}")
+
+    @property
+    def transports(self) -> tuple[str, ...]:
+        return TRANSPORTS if self.transport == "all" else (self.transport,)
+
+
+# ====================================================================== ledger =====
+class _Ledger:
+    """The consumer application's view: first arrival of each event, and extra copies."""
+
+    __slots__ = ("env", "created", "first", "copies")
+
+    def __init__(self, env: simpy.Environment, created: np.ndarray) -> None:
+        self.env = env
+        self.created = created
+        self.first = np.full(len(created), np.nan)
+        self.copies = 0
+
+    def receive(self, seq: int) -> None:
+        if math.isnan(self.first[seq]):
+            self.first[seq] = self.env.now
+        else:
+            self.copies += 1
+
+    @property
+    def delivered(self) -> int:
+        return int(np.count_nonzero(~np.isnan(self.first)))
+
+
+# ============================================================ WebSocket channel =====
+class WebSocketChannel:
+    """Provider -> consumer over one persistent WebSocket; see the module docstring.
+
+    The consumer is down during each outage ``(start, end)``: at ``end`` it restarts, reconnects
+    and, with a buffer, asks for a replay after the last event it has.
+    """
+
+    def __init__(self, ctx: Context, net: Network, p: PushVsWebhookParams, on_event: Callable[[int], None],
+                 outages: list[tuple[float, float]]) -> None:
+        self.ctx, self.env, self.net, self.p, self.on_event = ctx, ctx.env, net, p, on_event
+        spec = ServerSpec(memory_per_connection_bytes=p.memory_per_connection_bytes)
+        self.server = Server(ctx, PROVIDER, spec, net, on_data=self._on_client_frame)
+        self.client: Client | None = None
+        self.buffer: list[int] = []
+        """Seqs the server can replay (the last ``ws_buffer`` events)."""
+        self.last_seq = -1
+        self.handshakes = 0
+        self.not_sent = 0
+        """Events published while the server had no connection (lost unless buffered)."""
+        self.close_codes: dict[int, int] = {}
+        self.connected_seconds = 0.0
+        self._connected_since = math.nan
+        self.heartbeat_bytes = 0.0
+        self._connect()
+        for start, end in outages:
+            self.env.timeout(start).callbacks.append(lambda _e: self._outage_starts())
+            self.env.timeout(end).callbacks.append(lambda _e: self._restart())
+
+    def _connect(self) -> None:
+        self.client = Client(self.ctx, CONSUMER, self.net, PROVIDER, connect_timeout=10.0,
+                             on_message=self._on_event, on_connect=self._on_connect)
+        self.handshakes += 1
+        client = self.client
+        client.connect().callbacks.append(lambda e: self._connect_failed(client, e.value))
+
+    def _connect_failed(self, client: Client, outcome: str) -> None:
+        if outcome != "accepted" and client is self.client:  # e.g. a lost handshake: try again
+            self.env.timeout(1.0).callbacks.append(lambda _e: self._connect() if client is self.client else None)
+
+    def _on_connect(self, client: Client) -> None:
+        self._connected_since = max(self.env.now, START)  # the cost window opens at START
+        if self.p.ws_buffer:
+            client.send(("resume", self.last_seq), 8)
+
+    def _on_client_frame(self, server: Server, client: str, data) -> None:
+        kind, after = data
+        for seq in self.buffer:
+            if seq > after:
+                server.send_to(client, seq, self.p.event_bytes)
+
+    def _on_event(self, _client: Client, seq: int) -> None:
+        self.last_seq = max(self.last_seq, seq)
+        self.on_event(seq)
+
+    def publish(self, seq: int) -> None:
+        if self.p.ws_buffer:
+            self.buffer.append(seq)
+            if len(self.buffer) > self.p.ws_buffer:
+                del self.buffer[0]
+        if not self.server.send_to(CONSUMER, seq, self.p.event_bytes):
+            self.not_sent += 1
+
+    def _outage_starts(self) -> None:
+        # the consumer dies: the server notices only when pings stop for idle_timeout
+        self._account_connected()
+        if CONSUMER not in self.server.connections:
+            return
+        accepted = self.server.connections[CONSUMER]
+        interval = self.p.heartbeat_interval
+        last_ping = accepted + math.floor((self.env.now - accepted) / interval) * interval
+        detect = max(self.env.now, last_ping + self.p.idle_timeout)
+        self.env.timeout(detect - self.env.now).callbacks.append(lambda _e: self._idle_check(accepted))
+
+    def _idle_check(self, accepted: float) -> None:
+        if self.server.connections.get(CONSUMER) == accepted and self.server.drop(CONSUMER):
+            self.close_codes[frames.ABNORMAL_CLOSURE] = self.close_codes.get(frames.ABNORMAL_CLOSURE, 0) + 1
+
+    def _restart(self) -> None:
+        self._connect()  # a new process: the old Client object is gone, its connection unknown to it
+
+    def _account_connected(self) -> None:
+        if not math.isnan(self._connected_since):
+            span = max(0.0, self.env.now - self._connected_since)
+            self.connected_seconds += span
+            self.heartbeat_bytes += span / self.p.heartbeat_interval * 2 * frames.FRAME_HEADER_BYTES
+            self._connected_since = math.nan
+
+    def finish(self) -> None:
+        self._account_connected()
+
+
+# ========================================================================= runs =====
+def _outages(p: PushVsWebhookParams, ctx: Context, until: float) -> list[tuple[float, float]]:
+    if p.outage_every is None:
+        return []
+    up = p.outage_every.bind(ctx.rng("outages.up"))
+    down = p.outage_duration.bind(ctx.rng("outages.down"))
+    out, t = [], 0.0
+    while True:
+        t += up.sample()
+        if t >= until:
+            return out
+        d = down.sample()
+        out.append((t, t + d))
+        t += d
+
+
+class _Run:
+    """One transport at one rate."""
+
+    def __init__(self, p: PushVsWebhookParams, transport: str, rate: float, seed: int) -> None:
+        self.p, self.transport, self.rate = p, transport, rate
+        # the same streams for every transport: common random numbers (same events, same outages)
+        self.ctx = ctx = Context(seed)
+        self.env = ctx.env
+        gaps = ctx.rng("events").exponential(1 / rate, p.events)
+        self.created = START + np.cumsum(gaps)
+        self.t_end = float(self.created[-1])
+        self.outages = _outages(p, ctx, self.t_end)
+        self.net = Network(ctx, LinkSpec(latency=p.latency, loss=p.loss, fifo=True))
+        for s, e in self.outages:
+            self.net.partition([CONSUMER], [PROVIDER], start=s, heal=e)
+        self.ledger = _Ledger(self.env, self.created)
+        self.next_index = 0
+        self.resolved = 0
+        self.all_resolved = self.env.event()
+        self.extra: dict = {}
+
+    def next_event_at(self) -> float:
+        return float(self.created[self.next_index]) if self.next_index < len(self.created) else math.inf
+
+    def _producer(self, publish):
+        env = self.env
+        for i, t in enumerate(self.created):
+            yield env.timeout(t - env.now)
+            self.next_index = i + 1
+            publish(i)
+
+    def _resolve(self, _event=None) -> None:
+        self.resolved += 1
+        if self.resolved == self.p.events and not self.all_resolved.triggered:
+            self.all_resolved.succeed()
+
+    def _deliver_and_resolve(self, seq: int) -> None:
+        first = math.isnan(self.ledger.first[seq])
+        self.ledger.receive(seq)
+        if first:
+            if self.env.now >= self.t_end:  # the cost window runs to the last delivery
+                self.cost = self._snapshot()
+            self._resolve()
+
+    # --- transports ---------------------------------------------------------------------
+    def _webhook(self) -> None:
+        p, ctx = self.p, self.ctx
+        provider = WebhookProvider.preset(p.provider)
+        secret = derive_secret(ctx.seed)
+        ids = ctx.rng("event.ids").integers(0, 2**63, len(self.created))
+        self.receiver = WebhookReceiver(ctx, CONSUMER, self.net, secret, tolerance=p.tolerance,
+                                        processing=p.receiver_processing, response_bytes=p.response_header_bytes,
+                                        apply=lambda event_id: self.ledger.receive(self._seq_of[event_id]))
+        self.sender = WebhookSender(ctx, PROVIDER, self.net, CONSUMER, provider, secret,
+                                    setup_round_trips=p.setup_round_trips, setup_bytes=p.setup_bytes,
+                                    request_header_bytes=p.request_header_bytes,
+                                    response_header_bytes=p.response_header_bytes, keep_alive=p.keep_alive,
+                                    on_done=self._resolve)
+        self._seq_of: dict[str, int] = {}
+        self.webhook_events: list[WebhookEvent] = []
+
+        def publish(i: int) -> None:
+            event_id = f"evt_{int(ids[i]):016x}"
+            self._seq_of[event_id] = i
+            body = json.dumps({"id": event_id, "type": "payment_intent.succeeded", "seq": i}).encode()
+            ev = WebhookEvent(event_id, i, body, p.event_bytes, self.env.now)
+            self.webhook_events.append(ev)
+            self.sender.deliver(ev)
+
+        self.env.process(self._producer(publish))
+
+    def _websocket(self) -> None:
+        self.channel = WebSocketChannel(self.ctx, self.net, self.p, self._deliver_and_resolve, self.outages)
+        self.env.process(self._producer(self.channel.publish))
+
+    def _short_polling(self) -> None:
+        p = self.p
+        server = ShortPollingServer(self.ctx, PROVIDER, self.net, response_header_bytes=p.response_header_bytes)
+        phase = float(self.ctx.rng("poll.phase").uniform(0, p.poll_interval))
+        self.poller = ShortPoller(self.ctx, CONSUMER, self.net, PROVIDER, interval=p.poll_interval, phase=phase,
+                                  request_header_bytes=p.request_header_bytes, next_event_at=self.next_event_at,
+                                  down=self.outages, on_event=self._deliver_and_resolve,
+                                  until=self.t_end + p.drain, published_count=lambda: len(server.published))
+        self.env.process(self._producer(lambda i: server.publish(i, p.event_bytes)))
+        self.poll_server = server
+
+    def _long_polling(self) -> None:
+        p, ctx = self.p, self.ctx
+        spec = LongPollingSpec(hold_timeout=p.hold_timeout, request_header_bytes=p.request_header_bytes,
+                               response_header_bytes=p.response_header_bytes)
+        self.lp_spec = spec
+        self.lp_server = LongPollingServer(ctx, PROVIDER, self.net, spec)
+        self.lp_virtual_polls = 0.0
+        self.lp_up_seconds = 0.0
+        self._lp_new_client()
+        self.env.process(self._producer(lambda i: self.lp_server.publish(CONSUMER, i, p.event_bytes)))
+        self.env.process(self._lp_idle())
+        for s, e in self.outages:
+            self.env.timeout(s).callbacks.append(lambda _e: self.lp.stop())
+            self.env.timeout(e).callbacks.append(lambda _e: self._lp_new_client())
+
+    def _lp_new_client(self) -> None:
+        self.lp = ParkableLongPollingClient(self.ctx, CONSUMER, self.net, PROVIDER, self.lp_spec,
+                                            on_message=lambda _c, seq: self._deliver_and_resolve(seq))
+        self.lp.open()
+
+    def _down_at(self, t: float) -> tuple[float, float] | None:
+        i = bisect.bisect_right(self._outage_starts, t) - 1
+        if i >= 0 and t < self.outages[i][1]:
+            return self.outages[i]
+        return None
+
+    def _lp_idle(self):
+        """Park the long poller over long idle stretches; count the polls it would have made."""
+        env, p = self.env, self.p
+        cycle = p.hold_timeout + 2 * p.latency.mean
+        phase = self.ctx.rng("long_polling.phase")
+        while not self.all_resolved.triggered and env.now < self.t_end + p.drain:
+            down = self._down_at(env.now)
+            if down is not None:
+                yield env.timeout(down[1] - env.now + 1e-9)
+                continue
+            nxt = self.next_event_at()
+            i = bisect.bisect_right(self._outage_starts, env.now)
+            if i < len(self.outages):
+                nxt = min(nxt, self.outages[i][0])
+            if math.isinf(nxt):
+                return
+            if nxt - env.now > 3 * cycle and self.lp.state == "polling" and not self.lp_server.queued:
+                resume = nxt + p.latency.mean - phase.uniform(0, cycle)
+                self.lp.park()
+                self.lp_virtual_polls += max(0.0, (resume - env.now) / cycle - 1)
+                yield env.timeout(resume - env.now)
+                self.lp.resume()
+            else:
+                yield env.timeout(cycle)
+
+    # --- cost -----------------------------------------------------------------------------
+    def _snapshot(self) -> dict:
+        """Requests, bytes and connection-seconds at the provider since START, now."""
+        p, now = self.p, self.env.now
+        rtt = 2 * p.latency.mean
+        if self.transport == "websocket":
+            ch = self.channel
+            ch._account_connected()
+            if ch.client is not None and ch.client.state == CONNECTED:
+                ch._connected_since = now
+            return {"time": now, "requests": ch.handshakes, "bytes": self.net.bytes_sent + ch.heartbeat_bytes,
+                    "conn_s": ch.connected_seconds}
+        if self.transport == "short-polling":
+            polls = self.poller.requests + self.poller.idle_requests
+            return {"time": now, "requests": polls,
+                    "bytes": self.net.bytes_sent + polls * p.setup_bytes
+                    + self.poller.idle_requests * (p.request_header_bytes + p.response_header_bytes),
+                    "conn_s": polls * (p.setup_round_trips + 1) * rtt}  # a fresh HTTPS connection per poll
+        if self.transport == "long-polling":
+            down = sum(max(0.0, min(e, now) - s) for s, e in self.outages if s < now)
+            return {"time": now, "requests": self.lp_server.requests() + self.lp_virtual_polls,
+                    "bytes": self.net.bytes_sent + self.lp_virtual_polls * (p.request_header_bytes
+                                                                           + p.response_header_bytes),
+                    "conn_s": max(0.0, now - START - down)}  # one hanging GET held, on a kept-alive connection, while up
+        s = self.sender  # webhook: every attempt counts, retries long after the window included
+        s.finish()
+        return {"time": now, "requests": sum(e.attempts for e in self.webhook_events), "bytes": self.net.bytes_sent,
+                "conn_s": s.connection_seconds}  # every attempt is a request, even one whose set-up failed
+
+    # --- run ----------------------------------------------------------------------------
+    def execute(self) -> dict:
+        env, p = self.env, self.p
+        self._outage_starts = [s for s, _ in self.outages]
+        getattr(self, "_" + self.transport.replace("-", "_"))()
+        self.cost: dict = {}
+
+        def at_end(_e):
+            if not self.cost:
+                self.cost = self._snapshot()
+
+        env.timeout(self.t_end).callbacks.append(at_end)
+        cap = env.timeout(self.t_end + p.drain)
+        env.run(until=env.any_of([self.all_resolved, cap]))
+        if self.transport == "webhook":
+            self.cost = self._snapshot()
+        return self._summary(self.cost)
+
+    def _summary(self, cost: dict) -> dict:
+        p, led = self.p, self.ledger
+        window = self.t_end
+        delivered = led.delivered
+        lat = led.first - self.created
+        ok = lat[~np.isnan(lat)]
+        down_time = sum(min(e, window) - s for s, e in self.outages if s < window)
+        ends = np.array([e for _, e in self.outages])
+        after = []
+        for seq in range(len(self.created)):
+            d = led.first[seq]
+            if not math.isnan(d) and len(ends) and np.any((ends > self.created[seq]) & (ends <= d)):
+                after.append(d - self.created[seq])
+        mem = p.memory_per_connection_bytes
+        extra = {}
+        if self.transport == "webhook":
+            snd = self.sender
+            extra = {"given_up": snd.gave_up, "attempts": sum(e.attempts for e in self.webhook_events),
+                     "rejected": sum(self.receiver.rejected.values()), "connections_opened": snd.connections}
+        elif self.transport == "websocket":
+            extra = {"not_sent": self.channel.not_sent, "closed_1006": self.channel.close_codes.get(1006, 0)}
+        requests, bytes_total, conn_s = cost["requests"], cost["bytes"], cost["conn_s"]
+        span = max(cost["time"], self.t_end) - START
+        per = max(delivered, 1)
+        row = {
+            "transport": self.transport, "event_rate_per_s": self.rate, "events": p.events, "delivered": delivered,
+            "lost": p.events - delivered,
+            # webhook: valid copies the receiver had to deduplicate; others: copies reaching the application
+            "duplicates": self.receiver.duplicates if self.transport == "webhook" else led.copies,
+            "latency_p50_s": float(np.quantile(ok, 0.5)) if len(ok) else math.nan,
+            "latency_p99_s": float(np.quantile(ok, 0.99)) if len(ok) else math.nan,
+            "latency_max_s": float(ok.max()) if len(ok) else math.nan,
+            "after_outage": len(after),
+            "after_outage_delay_mean_s": float(np.mean(after)) if after else math.nan,
+            "after_outage_delay_max_s": float(np.max(after)) if after else math.nan,
+            "requests_per_event": requests / per, "bytes_per_event": bytes_total / per,
+            "connection_seconds": conn_s, "connection_seconds_per_event": conn_s / per,
+            "memory_mean_bytes": conn_s / span * mem if span > 0 else math.nan,
+            "horizon_s": window, "outages": sum(1 for s, _ in self.outages if s < window), "downtime_s": down_time,
+            "provider": p.provider if self.transport == "webhook" else "",
+        }
+        row.update(extra)
+        return row
+
+
+def simulate(p: PushVsWebhookParams, transport: str, rate: float, seed: int) -> dict:
+    """One transport at one rate: its summary row."""
+    if transport not in TRANSPORTS:
+        raise ParameterError("transport", f"must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+    return _Run(p, transport, rate, seed).execute()
+
+
+@scenario("push-vs-webhook", PushVsWebhookParams,
+          "Q3: WebSocket vs webhook vs long/short polling: latency, cost per event, outages, duplicates")
+def run_push_vs_webhook(p: PushVsWebhookParams, seed: int) -> Result:
+    rows = [simulate(p, t, rate, seed) for rate in p.event_rates for t in p.transports]
+    return Result("push-vs-webhook", seed, p, pd.DataFrame(rows))
