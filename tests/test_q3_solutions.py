@@ -1,27 +1,17 @@
 """The solutions of notebook 03 (WebSockets vs webhooks) give the right answers."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 import sim
 from sim.components.webhook import EPOCH, OK, derive_secret, sign, verify
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
 SEED = 20261124  # the test suite's one seed, as in test_queue.py
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, SOLUTIONS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def q3():
-    return load("03_websockets_vs_webhooks_solutions")
+def q3(load_solutions):
+    return load_solutions("03_websockets_vs_webhooks_solutions")
 
 
 SECRET = derive_secret(SEED)

@@ -1,22 +1,16 @@
 """The solutions of notebook 04 are right, and the notebook's self-checks would accept them."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from sim.components.crdt import GCounter, LWWRegister
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
 
 
 @pytest.fixture(scope="module")
-def solutions():
-    spec = importlib.util.spec_from_file_location("q4_solutions", SOLUTIONS / "04_crdt_collaboration_solutions.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def solutions(load_solutions):
+    return load_solutions("04_crdt_collaboration_solutions")
 
 
 counters = st.dictionaries(st.sampled_from("ABCD"), st.integers(1, 50), max_size=4)

@@ -1,8 +1,6 @@
 """The solutions of notebook 06 (deployment) give the right answers."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,20 +8,12 @@ from scipy import stats
 
 from sim.components.autoscaler import HpaSpec, recommend
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
 SEED = 20261124  # the test suite's one seed, as in test_queue.py
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, SOLUTIONS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def q6():
-    return load("06_deployment_solutions")
+def q6(load_solutions):
+    return load_solutions("06_deployment_solutions")
 
 
 def binomial_interval(k: int, n: int, confidence: float = 0.999) -> tuple[float, float]:

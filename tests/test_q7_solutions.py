@@ -1,9 +1,7 @@
 """The solutions of notebook 07 (client resilience) give the right answers."""
 
-import importlib.util
 import math
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,20 +9,12 @@ from scipy import integrate, stats
 
 from sim.components.long_polling import polls_per_message
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
 SEED = 20261124  # the test suite's one seed, as in test_queue.py
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, SOLUTIONS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def q7():
-    return load("07_client_resilience_solutions")
+def q7(load_solutions):
+    return load_solutions("07_client_resilience_solutions")
 
 
 # --- exercise 1: full jitter ----------------------------------------------------------------------

@@ -1,26 +1,16 @@
 """The exercise solutions kept apart from the notebooks give the right answers."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 from sim import theory
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
 SEED = 20261124  # the test suite's one seed, as in test_queue.py
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, SOLUTIONS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def primer():
-    return load("00_simulator_primer_solutions")
+def primer(load_solutions):
+    return load_solutions("00_simulator_primer_solutions")
 
 
 def test_primer_exercise_1_erlang_b(primer):
