@@ -1,6 +1,5 @@
 """The solutions of notebook 03 (WebSockets vs webhooks) give the right answers."""
 
-
 import pytest
 
 import sim

@@ -1,11 +1,9 @@
 """The solutions of notebook 04 are right, and the notebook's self-checks would accept them."""
 
-
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from sim.components.crdt import GCounter, LWWRegister
-
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """The exercise solutions kept apart from the notebooks give the right answers."""
 
-
 import pytest
 
 from sim import theory
