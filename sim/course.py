@@ -44,7 +44,9 @@ def execute_notebook(path: Path, cell_timeout: float = 600.0) -> tuple[nbformat.
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+                            resources={"metadata": {"path": str(path.parent)}},
+                            # the kernel's start-up warnings would interleave with our progress lines
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
     try:
         client.execute()
     except CellExecutionError as err:
