@@ -281,7 +281,31 @@ class NaiveOp:
         return f"{self.kind}({args})#{self.origin}.{self.seq}"
 
 
-class NaiveDocument:
+class _PlainDocument:
+    """What the two baselines share: the text as parallel lists of characters and identities."""
+
+    chars: list[str]
+    ids: list[Identity]
+    _settings: dict[str, str]
+    _comments: list[str]
+
+    def text_value(self) -> str:
+        return "".join(self.chars)
+
+    def settings(self) -> dict[str, str]:
+        return dict(self._settings)
+
+    def comments(self) -> list[str]:
+        return list(self._comments)
+
+    def visible_ids(self) -> set[Identity]:
+        return set(self.ids)
+
+    def key(self) -> tuple:
+        return self.text_value(), tuple(sorted(self._settings.items())), tuple(self._comments)
+
+
+class NaiveDocument(_PlainDocument):
     """Applies positional operations in the order they arrive: the textbook way to diverge.
 
     Duplicates are skipped (by origin and sequence number) and lost operations are recovered by
@@ -394,20 +418,6 @@ class NaiveDocument:
             return None
         return tuple(missing), sum(op.size for op in missing)
 
-    def text_value(self) -> str:
-        return "".join(self.chars)
-
-    def settings(self) -> dict[str, str]:
-        return dict(self._settings)
-
-    def comments(self) -> list[str]:
-        return list(self._comments)
-
-    def visible_ids(self) -> set[Identity]:
-        return set(self.ids)
-
-    def key(self) -> tuple:
-        return self.text_value(), tuple(sorted(self._settings.items())), tuple(self._comments)
 
 
 # --- last writer wins on the whole document ----------------------------------------------------
@@ -429,7 +439,7 @@ class LWWState:
         """Bytes on the wire: version, text, settings and comments (not the instrumentation ids)."""
 
 
-class LWWDocument:
+class LWWDocument(_PlainDocument):
     """The whole document is one last-writer-wins register: the newest version replaces the rest.
 
     A local edit stamps the document with ``(now, 0, writer)``, or, if the current version is
@@ -504,17 +514,3 @@ class LWWDocument:
                          tuple(self._comments))
         return state, state.size
 
-    def text_value(self) -> str:
-        return "".join(self.chars)
-
-    def settings(self) -> dict[str, str]:
-        return dict(self._settings)
-
-    def comments(self) -> list[str]:
-        return list(self._comments)
-
-    def visible_ids(self) -> set[Identity]:
-        return set(self.ids)
-
-    def key(self) -> tuple:
-        return self.text_value(), tuple(sorted(self._settings.items())), tuple(self._comments)
