@@ -211,8 +211,8 @@ def simulate(p: CrdtConvergenceParams, seed: int, model: str) -> tuple[dict, pd.
 
 
 @scenario("crdt-convergence", CrdtConvergenceParams,
-          "users co-edit a document on replicas over a lossy, partitioned network: pycrdt vs naive operations vs "
-          "last-writer-wins")
+          "Q4: users co-edit a document on replicas over a lossy, partitioned network: pycrdt vs naive "
+          "operations vs last-writer-wins")
 def run_crdt_convergence(p: CrdtConvergenceParams, seed: int) -> Result:
     rows, series, documents = [], [], []
     for model in p.models():

@@ -106,7 +106,7 @@ def simulate_once(p: QueueParams, seed: int, replication: int) -> dict[str, floa
     }
 
 
-@scenario("queue", QueueParams, "M/M/c/K queue checked against queueing theory (Erlang B/C, Little's law)")
+@scenario("queue", QueueParams, "primer: M/M/c/K queue checked against queueing theory (Erlang B/C, Little's law)")
 def run_queue(p: QueueParams, seed: int) -> Result:
     per_rep = pd.DataFrame([simulate_once(p, seed, r) for r in range(p.replications)])
     th = theory.mmck(p.arrival_rate, p.service_rate, p.servers, p.capacity)

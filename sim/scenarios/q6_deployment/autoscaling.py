@@ -267,7 +267,7 @@ def simulate(p: AutoscalingParams, seed: int, remedy: str) -> tuple[dict, pd.Dat
 
 
 @scenario("autoscaling", AutoscalingParams,
-          "an evening peak of long-lived connections against the Kubernetes HPA: new pods stay empty; remedies compared")
+          "Q6: an evening peak of long-lived connections against the Kubernetes HPA: new pods stay empty; remedies compared")
 def run_autoscaling(p: AutoscalingParams, seed: int) -> Result:
     rows, series, pods = [], [], []
     for remedy in p.remedies():

@@ -229,7 +229,7 @@ def balls_into_bins(p: LoadBalancingParams, seed: int) -> pd.DataFrame:
 
 
 @scenario("load-balancing", LoadBalancingParams,
-          "N long-lived connections through one balancer: imbalance, sessions lost on reconnect, NAT and "
+          "Q6: N long-lived connections through one balancer: imbalance, sessions lost on reconnect, NAT and "
           "keys moved per policy (round robin ... consistent hashing, sticky cookie), balls into bins")
 def run_load_balancing(p: LoadBalancingParams, seed: int) -> Result:
     people = population(p, seed)

@@ -294,7 +294,7 @@ def simulate(p: RollingUpdateParams, seed: int, drain: str, store_on: bool) -> t
 
 
 @scenario("rolling-update", RollingUpdateParams,
-          "pods replaced one by one under N WebSocket connections: graceful drain (1001/1012) vs abrupt kill (1006), "
+          "Q6: pods replaced one by one under N WebSocket connections: graceful drain (1001/1012) vs abrupt kill (1006), "
           "with and without a session store: reconnection storm, sessions lost, time to recover")
 def run_rolling_update(p: RollingUpdateParams, seed: int) -> Result:
     rows, series = [], []

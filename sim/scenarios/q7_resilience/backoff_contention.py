@@ -140,7 +140,7 @@ def simulate_once(p: BackoffContentionParams, strategy: str, clients: int, seed:
 
 
 @scenario("backoff-contention", BackoffContentionParams,
-          "N clients racing optimistic writes on one row: calls and completion time per backoff strategy (AWS blog)")
+          "Q7: N clients racing optimistic writes on one row: calls and completion time per backoff strategy (AWS blog)")
 def run_backoff_contention(p: BackoffContentionParams, seed: int) -> Result:
     per_run = pd.DataFrame([simulate_once(p, strategy, n, seed, r)
                             for strategy in p.strategies for n in p.clients for r in range(p.runs)],

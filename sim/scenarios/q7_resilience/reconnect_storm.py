@@ -134,7 +134,7 @@ def simulate(p: ReconnectStormParams, seed: int, strategy: str) -> tuple[dict, p
 
 
 @scenario("reconnect-storm", ReconnectStormParams,
-          "a server crashes under N persistent connections: the reconnection herd per backoff strategy and real client")
+          "Q7: a server crashes under N persistent connections: the reconnection herd per backoff strategy and real client")
 def run_reconnect_storm(p: ReconnectStormParams, seed: int) -> Result:
     rows, series, times = [], [], []
     for name in p.strategies():

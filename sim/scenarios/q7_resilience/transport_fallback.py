@@ -450,7 +450,7 @@ def latency_cdf(ledger: pd.DataFrame) -> pd.DataFrame:
 
 
 @scenario("transport-fallback", TransportFallbackParams,
-          "WebSocket vs its long-polling fallback behind blocking proxies: latency, requests, bytes (Q7)")
+          "Q7: WebSocket vs its long-polling fallback behind blocking proxies: latency, requests, bytes")
 def run_transport_fallback(p: TransportFallbackParams, seed: int) -> Result:
     model = _Model(p, seed)
     accounting = model.run()
