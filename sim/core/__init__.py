@@ -8,12 +8,12 @@ from sim.core.distributions import (
 from sim.core.errors import ParameterError, UnknownScenarioError, UserError
 from sim.core.metrics import Metrics
 from sim.core.network import LinkSpec, Message, Network
-from sim.core.params import Params, param
+from sim.core.params import Params, expand_names, param
 from sim.core.result import Result
 from sim.core.stats import mean_ci
 
 __all__ = [
     "Constant", "Context", "Distribution", "Empirical", "Exponential", "LinkSpec", "LogNormal", "Message",
     "Metrics", "Network", "ParameterError", "Params", "Result", "TruncatedNormal", "Uniform", "UnknownScenarioError",
-    "UserError", "mean_ci", "param", "parse_distribution",
+    "UserError", "expand_names", "mean_ci", "param", "parse_distribution",
 ]

@@ -142,6 +142,25 @@ class Params:
         return dataclasses.replace(self, **changes)
 
 
+def expand_names(parameter: str, text: str, allowed: tuple[str, ...],
+                 groups: dict[str, tuple[str, ...]] | None = None) -> tuple[str, ...]:
+    """Names from ``text``: one name, several separated by commas, or a group (default ``all``).
+
+    Order is kept and repeats dropped; an unknown name raises :class:`ParameterError` for
+    ``parameter`` listing what is allowed.
+    """
+    groups = {"all": allowed} if groups is None else groups
+    names: list[str] = []
+    for item in (s.strip() for s in text.split(",")):
+        for name in groups.get(item, (item,)):
+            if name not in allowed:
+                choices = ", ".join((*groups, *allowed))
+                raise ParameterError(parameter, f"must be one or more of {choices} (separated by commas); got {item!r}")
+            if name not in names:
+                names.append(name)
+    return tuple(names)
+
+
 def _show(value: Any) -> str:
     if value is None:
         return "none"

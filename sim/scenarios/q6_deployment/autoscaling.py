@@ -42,7 +42,7 @@ from sim.components.autoscaler import Deployment, HorizontalPodAutoscaler, HpaSp
 from sim.components.backoff import make_backoff
 from sim.components.client import DISCONNECTED
 from sim.components.resilient_client import ReconnectTracker, ResilientClient
-from sim.core import Context, Distribution, LinkSpec, LogNormal, Network, ParameterError, Params, Result, \
+from sim.core import expand_names, Context, Distribution, LinkSpec, LogNormal, Network, ParameterError, Params, Result, \
     TruncatedNormal, Uniform, param
 from sim.core.registry import scenario
 
@@ -99,14 +99,7 @@ class AutoscalingParams(Params):
 
     def remedies(self) -> tuple[str, ...]:
         """The remedies this run compares, in order."""
-        names: list[str] = []
-        for item in (s.strip() for s in self.remedy.split(",")):
-            for name in REMEDIES if item == "all" else (item,):
-                if name not in REMEDIES:
-                    raise ParameterError("remedy", f"must be one or more of all, {', '.join(REMEDIES)}; got {item!r}")
-                if name not in names:
-                    names.append(name)
-        return tuple(names)
+        return expand_names("remedy", self.remedy, REMEDIES)
 
     def rate(self, t: float) -> float:
         """Arrival rate at time ``t`` (trapezoid: base, rise, plateau, fall, base)."""

@@ -30,7 +30,7 @@ import pandas as pd
 from sim.components.load_balancer import (
     KEYED, POLICIES, ClientKey, LoadBalancer, Sessions, SessionStore, max_load_theory,
 )
-from sim.core import Constant, Context, Distribution, ParameterError, Params, Result, Uniform, param
+from sim.core import expand_names, Constant, Context, Distribution, ParameterError, Params, Result, Uniform, param
 from sim.core.registry import scenario
 
 _OPEN, _DROP, _RECONNECT = 0, 1, 2
@@ -67,17 +67,7 @@ class LoadBalancingParams(Params):
 
     def policies(self) -> tuple[str, ...]:
         """The policies this run compares, in order."""
-        names: list[str] = []
-        for item in (s.strip() for s in self.policy.split(",")):
-            for name in POLICIES if item == "all" else (item,):
-                if name not in POLICIES:
-                    raise ParameterError("policy", f"must be 'all' or one or more of {', '.join(POLICIES)}; "
-                                                   f"got {item!r}")
-                if name not in names:
-                    names.append(name)
-        if not names:
-            raise ParameterError("policy", "must name at least one policy")
-        return tuple(names)
+        return expand_names("policy", self.policy, POLICIES)
 
 
 def client_addresses(p: LoadBalancingParams, ctx: Context) -> np.ndarray:

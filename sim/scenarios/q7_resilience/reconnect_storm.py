@@ -23,7 +23,7 @@ import pandas as pd
 from sim.components.backoff import PRESETS, STRATEGIES, make_backoff
 from sim.components.resilient_client import ReconnectTracker, ResilientClient
 from sim.components.server import Server, ServerSpec
-from sim.core import Context, Distribution, LinkSpec, Network, ParameterError, Params, Result, TruncatedNormal, \
+from sim.core import expand_names, Context, Distribution, LinkSpec, Network, ParameterError, Params, Result, TruncatedNormal, \
     Uniform, param
 from sim.core.registry import scenario
 
@@ -62,18 +62,7 @@ class ReconnectStormParams(Params):
 
     def strategies(self) -> tuple[str, ...]:
         """The strategy names this run compares, in order."""
-        names: list[str] = []
-        for item in (s.strip() for s in self.strategy.split(",")):
-            group = GROUPS.get(item, (item,))
-            for name in group:
-                if name not in STRATEGIES + PRESETS:
-                    allowed = ", ".join((*GROUPS, *STRATEGIES, *PRESETS))
-                    raise ParameterError("strategy", f"must be one or more of {allowed}; got {item!r}")
-                if name not in names:
-                    names.append(name)
-        if not names:
-            raise ParameterError("strategy", "must name at least one strategy")
-        return tuple(names)
+        return expand_names("strategy", self.strategy, STRATEGIES + PRESETS, GROUPS)
 
 
 def simulate(p: ReconnectStormParams, seed: int, strategy: str) -> tuple[dict, pd.DataFrame, np.ndarray]:
