@@ -6,7 +6,6 @@ import math
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as _st
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
@@ -21,5 +20,7 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     mean = float(x.mean())
     if n < 2:
         return mean, math.nan, math.nan
+    from scipy import stats as _st  # imported on first use: `import sim` stays light
+
     half = float(_st.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
     return mean, mean - half, mean + half

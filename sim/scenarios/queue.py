@@ -15,8 +15,9 @@ import pandas as pd
 
 from sim import theory
 from sim.components.server import Job, Server, ServerSpec
-from sim.core import Context, Exponential, ParameterError, Params, Result, mean_ci, param
+from sim.core import Context, Exponential, ParameterError, Params, Result, param
 from sim.core.registry import scenario
+from sim.core.replication import replicate, replications_param
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class QueueParams(Params):
     duration: float | None = param(None, gt=0, unit="s", none_means="no limit",
                                    help="stop this many seconds after the warm-up")
     warmup: float = param(100.0, ge=0, unit="s", help="time left out of the statistics, from an empty start")
-    replications: int = param(10, ge=1, help="independent runs; confidence intervals need at least 2")
+    replications: int = replications_param(10)
 
     def validate(self) -> None:
         if self.capacity is not None and self.capacity < self.servers:
@@ -45,6 +46,10 @@ class QueueParams(Params):
     def rho(self) -> float:
         """Offered utilisation λ/(cμ)."""
         return self.arrival_rate / (self.servers * self.service_rate)
+
+
+COLUMNS = ("wq", "w", "lq", "l", "utilization", "blocking_probability", "throughput")
+"""Measured in each replication, averaged with a confidence interval, and compared with theory."""
 
 
 def simulate_once(p: QueueParams, seed: int, replication: int) -> dict[str, float]:
@@ -93,7 +98,6 @@ def simulate_once(p: QueueParams, seed: int, replication: int) -> dict[str, floa
     wait = m["server_queue_wait_seconds"].labels(server="server")
     response = m["server_response_seconds"].labels(server="server")
     return {
-        "replication": replication,
         "customers": arrived,
         "observed_s": span,
         "wq": wait.sum / wait.count if wait.count else math.nan,
@@ -108,17 +112,16 @@ def simulate_once(p: QueueParams, seed: int, replication: int) -> dict[str, floa
 
 @scenario("queue", QueueParams, "primer: M/M/c/K queue checked against queueing theory (Erlang B/C, Little's law)")
 def run_queue(p: QueueParams, seed: int) -> Result:
-    per_rep = pd.DataFrame([simulate_once(p, seed, r) for r in range(p.replications)])
+    reps = replicate(p.replications, lambda r: simulate_once(p, seed, r))
+    measured = reps.summary([], COLUMNS).iloc[0]
     th = theory.mmck(p.arrival_rate, p.service_rate, p.servers, p.capacity)
     row: dict[str, float | int | None] = {
         "arrival_rate": p.arrival_rate, "service_rate": p.service_rate, "servers": p.servers,
         "capacity": p.capacity if p.capacity is not None else math.inf, "rho": p.rho,
-        "replications": p.replications, "customers": per_rep["customers"].mean(),
+        "replications": p.replications, "customers": reps.rows["customers"].mean(),
     }
-    for col in ("wq", "w", "lq", "l", "utilization", "blocking_probability", "throughput"):
-        mean, low, high = mean_ci(per_rep[col].to_numpy())
-        row[col] = mean
-        row[f"{col}_ci_low"] = low
-        row[f"{col}_ci_high"] = high
+    for col in COLUMNS:
+        for name in (col, f"{col}_ci_low", f"{col}_ci_high"):
+            row[name] = measured[name]
         row[f"{col}_theory"] = getattr(th, col)
-    return Result("queue", seed, p, pd.DataFrame([row]), {"replications": per_rep})
+    return Result("queue", seed, p, pd.DataFrame([row]), {"replications": reps.rows})

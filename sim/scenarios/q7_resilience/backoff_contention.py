@@ -17,7 +17,7 @@ together and collide again; jitter spreads them out, so fewer writes are wasted.
 
 The model is callbacks on :class:`~sim.core.Network` deliveries (one simpy event per message,
 one more per non-zero backoff), no process per client. Each run is an independent replication
-(``Context(seed, replication=run)``); run ``r`` uses the same random streams for every strategy
+(``Context(seed, replication=r)``, through :func:`sim.core.replication.replicate`); replication ``r`` uses the same random streams for every strategy
 and client count (common random numbers), so the configurations are compared on equal terms.
 """
 
@@ -26,13 +26,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import pandas as pd
-
 from sim.components.backoff import Textbook
 from sim.core import (
-    Context, LinkSpec, Message, Network, ParameterError, Params, Result, TruncatedNormal, Uniform, mean_ci, param,
+    Context, LinkSpec, Message, Network, ParameterError, Params, Result, TruncatedNormal, Uniform, expand_names, param,
 )
 from sim.core.registry import scenario
+from sim.core.replication import replicate, replications_param
 
 #: The strategies of the blog post, in the order of the summary.
 STRATEGIES = ("none", "exponential", "full_jitter", "equal_jitter", "decorrelated_jitter")
@@ -42,10 +41,8 @@ FIRST_EXPONENT = 1
 """The blog's client counts its first retry as attempt 1: the first ceiling is ``2 * base``."""
 SERVER = "server"
 
-SUMMARY_COLUMNS = ["strategy", "clients", "calls", "completion_ms", "calls_ci_low", "calls_ci_high",
-                   "completion_ms_ci_low", "completion_ms_ci_high", "runs"]
-RUN_COLUMNS = ["strategy", "clients", "run", "calls", "completion_ms", "reads", "successes", "final_version",
-               "messages"]
+MEASURES = ("calls", "completion_ms")
+"""What each replication measures; the summary gives their means and confidence intervals."""
 
 
 @dataclass(frozen=True)
@@ -54,34 +51,37 @@ class BackoffContentionParams(Params):
 
     clients: tuple[int, ...] = param((10, 25, 50, 100), ge=1,
                                      help="N: clients contending for the row, one configuration per value")
-    strategy: str = param("all", choices=(*STRATEGIES, "all"),
-                          help="backoff between a refused write and the next read (all: every one of them)")
-    runs: int = param(10, ge=1, help="independent runs per (strategy, clients); confidence intervals need 2")
-    base: float = param(0.005, gt=0, unit="s", help="backoff base: first ceiling is 2*base, later ones double")
-    cap: float = param(2.0, gt=0, unit="s", help="largest backoff (must be >= base)")
+    strategy: str = param("all", help=f"backoff between a refused write and the next read: {', '.join(STRATEGIES)}; "
+                                      "several separated by commas, or all")
+    replications: int = replications_param(10)
+    backoff_base: float = param(0.005, gt=0, unit="s",
+                                help="backoff base: first ceiling is 2*backoff_base, later ones double")
+    backoff_cap: float = param(2.0, gt=0, unit="s", help="largest backoff (must be >= backoff_base)")
     latency_mean: float = param(0.010, gt=0, unit="s",
                                 help="mean of each one-way network delay, Normal(mean, sd) truncated at 0")
     latency_sd: float = param(0.002, ge=0, unit="s", help="standard deviation of each one-way network delay")
 
     def validate(self) -> None:
-        if self.cap < self.base:
-            raise ParameterError("cap", f"must be >= base ({self.base:g} s), got {self.cap!r}")
+        self.strategies  # raises on an unknown name
+        if self.backoff_cap < self.backoff_base:
+            raise ParameterError("backoff_cap", f"must be >= backoff_base ({self.backoff_base:g} s), "
+                                                f"got {self.backoff_cap!r}")
 
     @property
     def strategies(self) -> tuple[str, ...]:
         """The strategies this run simulates."""
-        return STRATEGIES if self.strategy == "all" else (self.strategy,)
+        return expand_names("strategy", self.strategy, STRATEGIES)
 
 
-def simulate_once(p: BackoffContentionParams, strategy: str, clients: int, seed: int, run: int) -> dict:
-    """One run: ``clients`` clients from t = 0 until each has written once; returns its counters."""
-    ctx = Context(seed, replication=run)
+def simulate_once(p: BackoffContentionParams, strategy: str, clients: int, seed: int, replication: int) -> dict:
+    """One replication: ``clients`` clients from t = 0 until each has written once; returns its counters."""
+    ctx = Context(seed, replication=replication)
     env = ctx.env
     # The blog's delay is abs(normalvariate(10, 2)) (folded at 0); ours is truncated at 0. With
     # mean = 5 sd, P(Normal < 0) = Phi(-5) = 2.9e-7, so the two laws coincide to 1e-6 (total
     # variation distance below that probability).
     net = Network(ctx, LinkSpec(latency=TruncatedNormal(p.latency_mean, p.latency_sd)))
-    policy = Textbook(strategy, p.base, MULTIPLIER, p.cap, first_exponent=FIRST_EXPONENT)
+    policy = Textbook(strategy, p.backoff_base, MULTIPLIER, p.backoff_cap, first_exponent=FIRST_EXPONENT)
     u = Uniform(0.0, 1.0).bind(ctx.rng("backoff")).sample
     names = [f"client{i}" for i in range(clients)]
     states = [policy.new_state() for _ in range(clients)]
@@ -133,7 +133,7 @@ def simulate_once(p: BackoffContentionParams, strategy: str, clients: int, seed:
     if row["successes"] != clients or any(math.isnan(t) for t in done_at) or net.in_flight:
         raise RuntimeError(f"{strategy} with {clients} clients ended before every client had written")
     return {
-        "strategy": strategy, "clients": clients, "run": run, "calls": row["calls"],
+        "strategy": strategy, "clients": clients, "calls": row["calls"],
         "completion_ms": max(done_at) * 1000.0, "reads": row["reads"], "successes": row["successes"],
         "final_version": row["version"], "messages": net.sent,
     }
@@ -142,15 +142,7 @@ def simulate_once(p: BackoffContentionParams, strategy: str, clients: int, seed:
 @scenario("backoff-contention", BackoffContentionParams,
           "Q7: N clients racing optimistic writes on one row: calls and completion time per backoff strategy (AWS blog)")
 def run_backoff_contention(p: BackoffContentionParams, seed: int) -> Result:
-    per_run = pd.DataFrame([simulate_once(p, strategy, n, seed, r)
-                            for strategy in p.strategies for n in p.clients for r in range(p.runs)],
-                           columns=RUN_COLUMNS)
-    rows = []
-    for (strategy, n), group in per_run.groupby(["strategy", "clients"], sort=False):
-        row: dict[str, object] = {"strategy": strategy, "clients": n}
-        for col in ("calls", "completion_ms"):
-            mean, low, high = mean_ci(group[col].to_numpy())
-            row[col], row[f"{col}_ci_low"], row[f"{col}_ci_high"] = mean, low, high
-        row["runs"] = len(group)
-        rows.append(row)
-    return Result("backoff-contention", seed, p, pd.DataFrame(rows, columns=SUMMARY_COLUMNS), {"runs": per_run})
+    reps = replicate(p.replications, lambda r: [simulate_once(p, strategy, n, seed, r)
+                                                for strategy in p.strategies for n in p.clients])
+    summary = reps.summary(["strategy", "clients"], MEASURES)
+    return Result("backoff-contention", seed, p, summary, {"replications": reps.rows})
