@@ -15,6 +15,8 @@ Quick use::
 __version__ = "0.1.0"
 
 from sim import theory  # noqa: E402
-from sim.core.registry import get, list_scenarios, run  # noqa: E402
+from sim.core.registry import add_source, get, list_scenarios, run  # noqa: E402
+
+add_source("sim.scenarios")  # the core never imports the scenarios itself: it is told where they are
 
 __all__ = ["__version__", "get", "list_scenarios", "run", "theory"]

@@ -1,15 +1,24 @@
-"""The scenario registry: kebab-case names -> functions ``(params, seed) -> Result``."""
+"""The scenario registry: kebab-case names -> functions ``(params, seed) -> Result``.
+
+The core knows no scenario: the modules that hold scenarios are named to it with
+:func:`add_source` (``sim/__init__`` names ``sim.scenarios``; another package can name its
+own), and are imported, which registers their scenarios through :func:`scenario`, the first
+time a scenario is looked up.
+"""
 
 from __future__ import annotations
 
+import importlib
 import operator
 import re
 from dataclasses import dataclass
-from typing import Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, Callable, Generic, TypeVar
 
 from sim.core.errors import ParameterError, UnknownScenarioError
 from sim.core.params import Params
-from sim.core.result import Result
+
+if TYPE_CHECKING:
+    from sim.core.result import Result
 
 P = TypeVar("P", bound=Params)
 _KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -62,8 +71,21 @@ def scenario(name: str, params: type[P], description: str):
     return register
 
 
+_SOURCES: list[str] = []
+_loaded: set[str] = set()
+
+
+def add_source(module: str) -> None:
+    """Name a module (or package) whose import registers scenarios; it is imported on first lookup."""
+    if module not in _SOURCES:
+        _SOURCES.append(module)
+
+
 def _load() -> None:
-    import sim.scenarios  # noqa: F401  (registers every scenario)
+    for module in _SOURCES:
+        if module not in _loaded:
+            importlib.import_module(module)
+            _loaded.add(module)
 
 
 def get(name: str) -> Scenario:

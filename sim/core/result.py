@@ -12,9 +12,12 @@ from sim.core.params import Params
 
 
 def package_version() -> str:
-    from sim import __version__
+    from importlib.metadata import PackageNotFoundError, version  # the installed distribution's, not sim.__version__
 
-    return __version__
+    try:
+        return version("sim")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 @dataclass
