@@ -5,6 +5,8 @@ import random
 
 import numpy as np
 import pytest
+
+import sim
 from hypothesis import given, settings, strategies as st
 from scipy import stats
 
@@ -152,3 +154,151 @@ def test_bad_backoff_parameters_name_the_parameter(kwargs, parameter):
     with pytest.raises(ParameterError) as err:
         make_backoff(name, **kwargs)
     assert err.value.parameter == parameter
+
+
+# --- the real clients' own code (issue 16) ---------------------------------------------------
+
+def test_aws_retry_quota_is_shared_by_every_call_of_one_sdk_client_and_timeouts_cost_more():
+    """botocore retries/standard.py RetryQuotaChecker: 5 tokens a retry, 10 after a timeout, 500 per client."""
+    for failure, cost in (("refused", 5), ("timeout", 10)):
+        policy = make_backoff("aws_standard")
+        rnd = random.Random(SEED)
+        granted = 0
+        for _ in range(200):  # 200 calls of the same client, each failing every attempt
+            state = policy.new_state()
+            policy.next_delay(state, 0.0, 0.0, rnd.random)  # the first attempt is free
+            while True:
+                state.failure = failure
+                if policy.next_delay(state, 0.0, 0.0, rnd.random) is None:
+                    break
+                granted += 1
+        assert granted == 500 // cost  # a per-call quota would grant 2 retries to each of the 200 calls
+
+
+def test_aws_success_releases_the_last_acquisition_or_one_token():
+    policy = make_backoff("aws_standard")
+    rnd = random.Random(SEED)
+    state = policy.new_state()
+    policy.next_delay(state, 0.0, 0.0, rnd.random)
+    state.failure = "refused"
+    policy.next_delay(state, 0.0, 0.0, rnd.random)
+    state.failure = "timeout"
+    policy.next_delay(state, 0.0, 0.0, rnd.random)
+    assert policy.quota.available == 500 - 5 - 10
+    policy.connected(state, 0.0)  # the call succeeds: its last acquisition (10) comes back
+    assert policy.quota.available == 495
+    for _ in range(10):  # calls that needed no retry give back 1 token each, up to the capacity
+        policy.next_delay(state, 0.0, 0.0, rnd.random)
+        policy.connected(state, 0.0)
+    assert policy.quota.available == 500
+
+
+def test_aws_timeouts_seen_by_resilient_clients_cost_ten_tokens():
+    """A silent host: every attempt times out; one shared quota grants 500 / 10 retries in all."""
+    row = sim.run("reconnect-storm", seed=SEED, clients=400, servers=1, strategy="aws_standard", crash="host",
+                  heartbeat_interval=5.0, downtime=200.0, horizon=300.0).summary.iloc[0]
+    assert row.timed_out_attempts == row.attempts == row.affected + 500 // 10
+    row = sim.run("reconnect-storm", seed=SEED, clients=400, servers=1, strategy="aws_standard",
+                  downtime=200.0, horizon=300.0).summary.iloc[0]
+    assert row.refused_attempts == row.attempts == row.affected + 500 // 5
+
+
+def test_google_api_core_gives_up_before_sleeping_past_the_deadline():
+    """retry_base._retry_error_helper: raise if now + next_sleep > deadline; no attempt starts after it."""
+    policy = make_backoff("google_api_core")
+    given_up_in_time = 0
+    for seed in range(300):
+        rnd = random.Random(seed)
+        state, now, since = policy.new_state(), 0.0, 0.05
+        while True:
+            d = policy.next_delay(state, now, since, rnd.random)
+            if d is None:
+                break
+            now += d
+            assert now <= 120.0  # the attempt starts before the deadline
+            now += since  # the attempt fails after `since`
+        given_up_in_time += now <= 120.0 + since
+    assert given_up_in_time == 300
+
+
+def ably_delays(policy, first_failures, rnd, *, lost=True, since=0.05):
+    """Delays of one Ably connection that fails every attempt (``since`` s each), starting at t = 0."""
+    state = policy.new_state()
+    if lost:
+        policy.connected(state, -100.0)
+        policy.disconnected(state, 100.0)
+    now, out = 0.0, []
+    for _ in range(first_failures):
+        d = policy.next_delay(state, now, since, rnd.random)
+        out.append((now, d))
+        now += d + since
+    return out
+
+
+def test_ably_retries_at_once_after_losing_an_established_connection_then_grows_its_coefficient():
+    policy = make_backoff("ably")
+    rnd = random.Random(SEED)
+    for lost in (True, False):
+        per_count = {n: [] for n in range(1, 6)}
+        for _ in range(400):
+            delays_ = [d for _, d in ably_delays(policy, 5, rnd, lost=lost)]
+            if lost:
+                assert delays_[0] == 0.0  # retryImmediately; that retry is disconnectedRetryCount 1
+                counts = range(2, 6)
+                delays_ = delays_[1:]
+            else:
+                counts = range(1, 5)
+            for n, d in zip(counts, delays_):
+                per_count[n].append(d)
+        for n, sample in per_count.items():
+            if not sample:
+                continue
+            coefficient = min((n + 2) / 3, 2)
+            sample = np.array(sample) / (15.0 * coefficient)
+            # 1 - 0.2 random(): uniform on (0.8, 1]; a lost coefficient moves it out of that range
+            assert sample.min() >= 0.8 - 1e-12 and sample.max() <= 1.0 + 1e-12
+            assert stats.kstest(sample, stats.uniform(0.8, 0.2).cdf).pvalue > 0.001
+
+
+def test_ably_is_suspended_after_the_ttl_and_then_retries_every_30_s_flat():
+    policy = make_backoff("ably")
+    rnd = random.Random(SEED)
+    for _ in range(100):
+        history = ably_delays(policy, 12, rnd)
+        suspended = [(t, d) for t, d in history if t + d > 120.0]
+        first_t, first_d = suspended[0]
+        assert first_t + first_d == pytest.approx(120.0 + 30.0)  # the suspend timer cancels the pending retry
+        assert [d for _, d in suspended[1:]] == [30.0] * (len(suspended) - 1)  # no coefficient, no jitter
+
+
+def test_ably_reconnect_storm_retries_in_the_second_of_the_crash():
+    result = sim.run("reconnect-storm", seed=SEED, clients=400, strategy="ably", downtime=5.0)
+    row, per_second = result.summary.iloc[0], result.series["per_second"]
+    assert per_second.set_index("time_s").loc[10.0, "attempts"] == row.affected  # all retry at once
+
+
+@pytest.mark.parametrize("attempt, share_at_cap", [(2, 0.3), (3, 0.9), (4, 1.0)])
+def test_socketio_caps_after_the_jitter_so_many_delays_are_exactly_the_cap(attempt, share_at_cap):
+    """backo2: ms = 1000 * 2^attempt -/+ floor(r * 0.5 * ms), then min(ms, 5000): at the cap there is no jitter."""
+    sample = kth_delays(make_backoff("socketio"), attempt, samples=4000)
+    n = len(sample)
+    at_cap = float(np.mean(sample == 5.0))
+    half = stats.norm.ppf(0.9995) * math.sqrt(max(share_at_cap * (1 - share_at_cap), 1e-12) / n) + 1 / n
+    assert abs(at_cap - share_at_cap) <= half  # a cap applied before the jitter puts none exactly at 5 s
+    assert sample.max() <= 5.0
+
+
+def test_decorrelated_jitter_draws_uniformly_between_base_and_three_times_the_previous_delay():
+    base = 1.0
+    policy = Textbook("decorrelated_jitter", base, 2.0, 1e12)
+    normalised = []
+    for seed in range(200):
+        out = delays(policy, 20, seed=seed)
+        previous = base
+        for d in out:
+            normalised.append((d - base) / (3 * previous - base))
+            previous = d
+    sample = np.array(normalised)
+    assert stats.kstest(sample, stats.uniform(0, 1).cdf).pvalue > 0.001  # a narrower draw fails here
+    half = stats.t.ppf(0.9995, len(sample) - 1) * sample.std(ddof=1) / math.sqrt(len(sample))
+    assert abs(sample.mean() - 0.5) < half

@@ -11,6 +11,9 @@ Before every attempt of a reconnection episode the client asks
 * ``u`` draws uniform numbers in [0, 1);
 * the answer is the wait in seconds, or ``None`` when the client gives up.
 
+Before asking, the client may record why the previous attempt failed in ``state.failure``
+(``"timeout"``, ``"refused"``, ``"lost"``...): the AWS SDKs charge a retry after a timeout more.
+
 After a successful connection the client calls ``policy.connected(state)`` and, when the
 connection ends, ``policy.disconnected(state, connected_for)``; each policy resets when its
 client does (at once, or, like Firebase, only after a stable connection).
@@ -39,7 +42,7 @@ STRATEGIES = ("none", "constant", "exponential", "full_jitter", "equal_jitter", 
 class BackoffState:
     """What one client remembers between attempts."""
 
-    __slots__ = ("attempt", "value", "episode_start", "connected_at")
+    __slots__ = ("attempt", "value", "episode_start", "connected_at", "failure")
 
     def __init__(self) -> None:
         self.attempt = 0
@@ -49,6 +52,8 @@ class BackoffState:
         self.episode_start = math.nan
         """When the current episode began (the disconnection), for deadlines."""
         self.connected_at = math.nan
+        self.failure = ""
+        """Why the last attempt failed (``"timeout"``, ``"refused"``, ``"lost"``; empty if unknown)."""
 
 
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> float:
@@ -199,38 +204,74 @@ class SocketIO(Backoff):
         return int(min(ms, self.maximum * 1000)) / 1000
 
 
-class AwsStandard(Backoff):
-    """AWS SDKs' standard retry mode: full jitter on 2^(attempt-1) s, 3 attempts, a 500-token quota."""
+class RetryQuota:
+    """botocore's ``RetryQuota`` (retries/quota.py): a token bucket shared by every call of one SDK client."""
 
-    __slots__ = ("name", "base", "maximum", "max_attempts", "retry_cost", "no_retry_increment", "quota_tokens")
+    __slots__ = ("capacity", "available")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        """Largest (and initial) number of tokens, 500 in botocore."""
+        self.available = capacity
+        """Tokens left now."""
+
+    def acquire(self, amount: int) -> bool:
+        if amount > self.available:
+            return False
+        self.available -= amount
+        return True
+
+    def release(self, amount: int) -> None:
+        self.available = min(self.capacity, self.available + amount)
+
+
+class AwsStandard(Backoff):
+    """AWS SDKs' standard retry mode: full jitter on 2^(attempt-1) s, 3 attempts, a 500-token quota.
+
+    One policy object stands for one botocore client: its :class:`RetryQuota` is shared by every
+    call (every state) that uses the policy, as ``register_retry_handler`` creates one quota per
+    client. A retry acquires ``retry_cost`` tokens, or ``timeout_retry_cost`` when the attempt
+    timed out (``state.failure == "timeout"``); a call that succeeds releases what its last retry
+    acquired, or ``no_retry_increment`` if it needed no retry; a call that fails releases nothing.
+    """
+
+    __slots__ = ("name", "base", "maximum", "max_attempts", "retry_cost", "timeout_retry_cost", "no_retry_increment",
+                 "quota")
 
     def __init__(self, base_s: float, max_s: float, max_attempts: int, quota_tokens: int, retry_cost: int,
-                 no_retry_increment: int, name: str = "aws_standard", **_: object) -> None:
+                 timeout_retry_cost: int, no_retry_increment: int, name: str = "aws_standard", **_: object) -> None:
         self.name, self.base, self.maximum, self.max_attempts = name, base_s, max_s, max_attempts
-        self.quota_tokens, self.retry_cost, self.no_retry_increment = quota_tokens, retry_cost, no_retry_increment
+        self.retry_cost, self.timeout_retry_cost = retry_cost, timeout_retry_cost
+        self.no_retry_increment = no_retry_increment
+        self.quota = RetryQuota(quota_tokens)
+        """The client's one retry quota, shared by all its calls."""
 
     def _delay(self, st, now, since_attempt, u):
         k = st.attempt
         if k == 0:
+            st.value = math.nan  # a new call: nothing acquired yet
             return 0.0  # the first attempt of a call is not a retry
         if k >= self.max_attempts:
             return None
-        tokens = self.quota_tokens if math.isnan(st.value) else st.value
-        if tokens < self.retry_cost:
+        cost = self.timeout_retry_cost if st.failure == "timeout" else self.retry_cost
+        if not self.quota.acquire(cost):
             return None  # retry quota exhausted
-        st.value = tokens - self.retry_cost
+        st.value = cost  # botocore keeps the amount of the last acquisition in the request context
         return u() * min(self.base * 2 ** (k - 1), self.maximum)
 
     def connected(self, st, now):
         st.connected_at = now
-        tokens = self.quota_tokens if math.isnan(st.value) else st.value
-        refund = self.retry_cost if st.attempt > 1 else self.no_retry_increment
-        st.value = min(self.quota_tokens, tokens + refund)  # the quota persists across calls
+        self.quota.release(self.no_retry_increment if math.isnan(st.value) else int(st.value))
+        st.value = math.nan
         st.attempt = 0
 
 
 class GoogleApiCore(Backoff):
-    """google-api-core Retry: uniform(0, max_delay) with max_delay growing to a maximum, until a deadline."""
+    """google-api-core Retry: uniform(0, max_delay) with max_delay growing to a maximum, until a deadline.
+
+    The deadline is counted from the call's start (the episode's first attempt); after a failure
+    the next sleep is drawn first, and the call gives up if that sleep would end past the deadline.
+    """
 
     __slots__ = ("name", "initial", "multiplier", "maximum", "deadline")
 
@@ -243,10 +284,11 @@ class GoogleApiCore(Backoff):
         if st.attempt == 0:
             st.value = min(self.initial, self.maximum)
             return 0.0
-        if now - st.episode_start >= self.deadline:
-            return None
         delay = u() * st.value
         st.value = min(st.value * self.multiplier, self.maximum)
+        # _retry_error_helper: give up when the next sleep would end past the deadline, before sleeping
+        if now + delay > st.episode_start + self.deadline:
+            return None
         return delay
 
 
@@ -280,8 +322,29 @@ class Table(Backoff):
         return self.delays[k] if k < len(self.delays) else self.after
 
 
+class AblyState(BackoffState):
+    """Ably's per-connection memory: whether the episode began by losing an established connection."""
+
+    __slots__ = ("lost_connection", "last_auto_reconnect")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost_connection = False
+        self.last_auto_reconnect = math.nan
+
+
 class Ably(Backoff):
-    """ably-js: getRetryTime(15 s, n) while disconnected, then every 30 s once suspended (after 120 s)."""
+    """ably-js ConnectionManager.notifyState: immediate retry after losing a connection, then
+    getRetryTime(15 s, n) while disconnected, then a flat 30 s once suspended (after 120 s).
+
+    * losing an *established* connection retries at once (``retryImmediately``), but not sooner
+      than 1 s after the previous immediate retry; that retry is ``disconnectedRetryCount`` 1;
+    * each later failure while disconnected waits ``getRetryTime(15 s, count)``
+      = 15 s x min((count + 2) / 3, 2) x (1 - 0.2 random);
+    * ``connectionStateTtl`` (120 s) after the episode's first connect the suspend timer fires: the
+      pending retry is cancelled and the connection is suspended; in that state every retry waits
+      exactly ``suspendedRetryTimeout`` (30 s: no coefficient and no jitter).
+    """
 
     __slots__ = ("name", "disconnected_retry", "suspended_retry", "ttl", "connect_timeout")
 
@@ -290,12 +353,33 @@ class Ably(Backoff):
         self.name, self.disconnected_retry, self.suspended_retry = name, disconnected_retry_s, suspended_retry_s
         self.ttl, self.connect_timeout = connection_state_ttl_s, connect_timeout_s
 
+    def new_state(self) -> AblyState:
+        return AblyState()
+
+    def disconnected(self, st, connected_for):
+        super().disconnected(st, connected_for)
+        st.lost_connection = True
+
     def _delay(self, st, now, since_attempt, u):
-        jitter = 1 - 0.2 * u()
-        if now - st.episode_start >= self.ttl:
-            return self.suspended_retry * jitter
-        n = st.attempt + 1
-        return self.disconnected_retry * min((n + 2) / 3, 2) * jitter
+        suspend_at = st.episode_start + self.ttl
+        if now >= suspend_at:
+            if now - since_attempt < suspend_at:
+                # the timer fired during this attempt: suspended since suspend_at, retry 30 s after it
+                return max(0.0, suspend_at + self.suspended_retry - now)
+            return self.suspended_retry  # suspended: startRetryTimer(suspendedRetryTimeout), flat
+        if st.attempt == 0 and getattr(st, "lost_connection", False):
+            st.lost_connection = False
+            # retryImmediately, unless the last automatic reconnect was under a second ago
+            since = now - st.last_auto_reconnect + 0.001
+            delay = 1.0 - since if since < 1.0 else 0.0
+            st.last_auto_reconnect = now + delay
+            return delay
+        n = st.attempt + 1  # disconnectedRetryCount (the immediate retry, if any, was count 1)
+        delay = self.disconnected_retry * min((n + 2) / 3, 2) * (1 - 0.2 * u())
+        if now + delay > suspend_at:
+            # the suspend timer fires first, cancels this retry and starts the suspended one
+            return suspend_at - now + self.suspended_retry
+        return delay
 
 
 _FORMULAS: dict[str, type[Backoff]] = {

@@ -111,6 +111,7 @@ class ResilientClient(Client):
         elif outcome == "timeout":
             tracker.timeouts += 1
         if outcome != "closed" and not self.stopped:
+            self.backoff.failure = outcome  # some policies charge a retry by its cause (AWS: timeouts)
             self._schedule_retry()
 
     def _lost(self, how: str, code: int) -> None:
@@ -119,6 +120,7 @@ class ResilientClient(Client):
         self.tracker.connected -= 1
         self.lost_at = now
         self.policy.disconnected(self.backoff, now - self.connected_at)
+        self.backoff.failure = "lost"
         self._schedule_retry()
 
     def _schedule_retry(self) -> None:
