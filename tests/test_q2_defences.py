@@ -288,7 +288,7 @@ def test_without_nonces_a_signed_copy_inside_the_window_is_accepted():
 @given(tolerance=st.integers(1, 600), events=st.lists(
     st.tuples(st.integers(0, 50), st.floats(0, 2000, allow_nan=False), st.floats(0, 1500, allow_nan=False),
               st.booleans()), min_size=1, max_size=40))
-def test_every_nonce_is_accepted_at_most_once_and_tampering_never_passes(tolerance, events):
+def test_a_signed_event_is_accepted_at_most_once_and_tampering_never_passes(tolerance, events):
     guard = ReplayGuard(SECRET, tolerance=tolerance)
     accepted = []
     now = 0.0
@@ -302,5 +302,12 @@ def test_every_nonce_is_accepted_at_most_once_and_tampering_never_passes(toleran
             assert outcome == BAD_SIGNATURE
         if outcome == ACCEPTED:
             assert now - tolerance <= int(sent_at) <= now + tolerance  # inside the window
-            accepted.append(nonce)
-    assert len(accepted) == len(set(accepted))
+            accepted.append((nonce, int(sent_at), now))
+    # a signed message (nonce and timestamp) is accepted at most once ...
+    assert len({(n, t) for n, t, _ in accepted}) == len(accepted)
+    # ... and a nonce is accepted again only once its first use has left the window
+    first: dict = {}
+    for n, t, at in accepted:
+        if n in first:
+            assert at > first[n] + tolerance
+        first[n] = t
