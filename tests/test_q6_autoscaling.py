@@ -243,3 +243,28 @@ def test_bad_hpa_specs_name_the_field(make, parameter):
     with pytest.raises(ParameterError) as err:
         make()
     assert err.value.parameter == parameter
+
+
+# ======================================================== fidelity to horizontal.go ====
+def test_percent_policies_are_computed_in_float64_as_horizontal_go_does():
+    # calculateScaleUpLimitWithScalingRules: int32(math.Ceil(float64(50) * (1 + float64(10)/100)));
+    # 50 * 1.1 is 55.00000000000001 in float64, so Kubernetes allows 56 pods, not the exact 55
+    up = ScalingRules(0.0, (ScalingPolicy("Percent", 10, 15.0),))
+    spec = HpaSpec(target=10, min_replicas=1, max_replicas=200, scale_up=up)
+    d, _ = hpa_step(spec, HpaState(), 0.0, 50, [100] * 50)
+    assert d.desired == 56
+    # calculateScaleDownLimitWithBehaviors truncates: int32(float64(10) * (1 - 0.7)) = int32(3.0000000000000004) = 3
+    down = ScalingRules(0.0, (ScalingPolicy("Percent", 70, 15.0),))
+    spec = HpaSpec(target=100, min_replicas=1, max_replicas=50, scale_down=down)
+    d, _ = hpa_step(spec, HpaState(), 0.0, 10, [1] * 10)
+    assert d.desired == 3
+
+
+def test_a_sync_with_no_ready_pod_records_no_recommendation():
+    spec = HpaSpec(target=100, min_replicas=1, max_replicas=50)
+    # 10 pods, none ready: horizontal.go fails to compute a metric and stores nothing
+    d, state = hpa_step(spec, HpaState(), 0.0, 10, [], unready=10)
+    assert d.desired == 10 and state == HpaState()
+    # so a later scale-down is not held up by a phantom "10" in the stabilisation window
+    d, state = hpa_step(spec, state, 15.0, 10, [10] * 10)
+    assert d.desired == 1

@@ -153,3 +153,115 @@ def test_clients_per_nat_cannot_exceed_clients():
     with pytest.raises(ParameterError) as err:
         LoadBalancingParams(clients=10, clients_per_nat=50)
     assert err.value.parameter == "clients_per_nat"
+
+
+# ============================================ fidelity to NGINX's own C code (nginx/nginx) ====
+# The references below are transcriptions of the C functions, written apart from the model
+# (nginx/nginx commit 3f6f7824d4e2eb1ac37dec76683d525ac0ff521c); None means "falls back to round robin".
+
+def _nginx_ip_hash_reference(octets, down):
+    """ngx_http_upstream_get_ip_hash_peer over len(down) servers of weight 1; down[i]: server i is down."""
+    if len(down) < 2:
+        return None
+    h, tries = 89, 0
+    while True:
+        for octet in octets:
+            h = (h * 113 + octet) % 6271
+        p = h % len(down)
+        if not down[p]:
+            return p, tries + 1
+        tries += 1
+        if tries > 20:
+            return None
+
+
+def _nginx_chash_reference(names, down, key):
+    """ngx_http_upstream_init_chash + find_chash_point + get_chash_peer, servers of weight 1."""
+    import struct
+    import zlib
+    points = []
+    for i, name in enumerate(names):
+        host, _, port = name.rpartition(":") if name.rpartition(":")[2].isdigit() else (name, "", "")
+        base = host.encode() + b"\0" + port.encode()
+        prev = 0
+        for _ in range(160):
+            prev = zlib.crc32(base + struct.pack("<I", prev))
+            points.append((prev, i))
+    points.sort()
+    ring = [pt for k, pt in enumerate(points) if k == 0 or pt[0] != points[k - 1][0]]
+    if len(names) < 2:
+        return None
+    h = zlib.crc32(key.encode())
+    lo, hi = 0, len(ring)
+    while lo < hi:  # first point >= h
+        mid = (lo + hi) // 2
+        if h > ring[mid][0]:
+            lo = mid + 1
+        elif h < ring[mid][0]:
+            hi = mid
+        else:
+            lo = hi = mid
+    index, tries = lo, 0
+    while True:
+        server = ring[index % len(ring)][1]
+        if not down[server]:
+            return server
+        index += 1
+        tries += 1
+        if tries > 20:
+            return None
+
+
+def test_ip_hash_counts_tries_as_nginx_does_before_round_robin():
+    n, healthy = 20, (3, 11)  # most servers down: some clients need many hashed picks
+    lb = LoadBalancer(Context(0), "ip_hash", [f"n{i}" for i in range(n)])
+    down = [i not in healthy for i in range(n)]
+    for i in range(n):
+        if down[i]:
+            lb.mark_down(f"n{i}")
+    picks_seen = set()
+    for k in keys(3000, seed=7):
+        expected = _nginx_ip_hash_reference(k.octets, down)
+        got = lb.owner(k)
+        if expected is None:
+            assert got is None  # NGINX gives up hashing: round robin
+            assert lb.route(k).name in {f"n{i}" for i in healthy}
+        else:
+            assert got is not None and got.name == f"n{expected[0]}"
+            picks_seen.add(expected[1])
+    assert 21 in picks_seen  # a client found on the 21st pick: the model used to give up after 20
+
+
+def test_consistent_hash_places_points_and_keys_as_nginx_does():
+    import struct
+    import zlib
+
+    from sim.components.load_balancer import nginx_chash_points
+    # point 0 of server "10.0.0.1:8080" is crc32("10.0.0.1" NUL "8080" 00 00 00 00), point 1 chains on it
+    first, second = nginx_chash_points("10.0.0.1:8080", 2)
+    assert first == zlib.crc32(b"10.0.0.1\x008080\x00\x00\x00\x00")
+    assert second == zlib.crc32(b"10.0.0.1\x008080" + struct.pack("<I", first))
+    assert nginx_chash_points("unix:/tmp/app.sock", 1)[0] == zlib.crc32(b"/tmp/app.sock\x00\x00\x00\x00\x00")
+    names = [f"10.0.0.{i}:8080" for i in range(1, 9)]
+    lb = LoadBalancer(Context(0), "consistent_hash", names)
+    for k in keys(2000, seed=3):
+        assert lb.owner(k).name == names[_nginx_chash_reference(names, [False] * 8, k.name)]
+
+
+def test_consistent_hash_gives_up_after_21_points_on_down_servers_as_nginx_does():
+    names = [f"backend-{i}" for i in range(12)]
+    down = [i not in (0, 1) for i in range(12)]  # ten of twelve down: runs of 21 down points happen
+    lb = LoadBalancer(Context(0), "consistent_hash", names)
+    for name, is_down in zip(names, down):
+        if is_down:
+            lb.mark_down(name)
+    fell_back = 0
+    for k in keys(3000, seed=5):
+        expected = _nginx_chash_reference(names, down, k.name)
+        got = lb.owner(k)
+        if expected is None:
+            fell_back += 1
+            assert got is None and lb.route(k).name in names[:2]
+        else:
+            assert got.name == names[expected]
+    assert fell_back > 0

@@ -192,12 +192,16 @@ def _limit(rules: ScalingRules, current: int, state: HpaState, now: float, up: b
         # the count the period started from: undo the changes made within the look-back window
         start = (current - _changed_within(state.scale_up_events, now, policy.period)
                  + _changed_within(state.scale_down_events, now, policy.period))
+        # float64 as horizontal.go computes it (calculateScaleUpLimitWithScalingRules /
+        # calculateScaleDownLimitWithBehaviors): int32(math.Ceil(float64(start) * (1 + float64(v)/100)))
+        # up, int32(float64(start) * (1 - float64(v)/100)) down (truncation). So 10 % up from 50 pods
+        # allows 56, not 55: 50 * 1.1 = 55.00000000000001.
         if up:
             proposals.append(start + policy.value if policy.type == PODS
-                             else -((-start * (100 + policy.value)) // 100))  # ceil: always allow one more pod
+                             else int(math.ceil(float(start) * (1 + float(policy.value) / 100))))
         else:
             proposals.append(start - policy.value if policy.type == PODS
-                             else (start * (100 - policy.value)) // 100 if policy.value <= 100 else 0)
+                             else int(float(start) * (1 - float(policy.value) / 100)))
     largest_change = max if up else min
     return (largest_change if rules.select_policy == "Max" else (min if up else max))(proposals)
 
@@ -221,6 +225,10 @@ def hpa_step(spec: HpaSpec, state: HpaState, now: float, current: int, ready_val
         return decide(spec.max_replicas, spec.max_replicas, spec.max_replicas, math.nan, "above max_replicas", state)
     if current < spec.min_replicas:
         return decide(spec.min_replicas, spec.min_replicas, spec.min_replicas, math.nan, "below min_replicas", state)
+    if not ready_values:
+        # horizontal.go: computeReplicasForMetrics fails ("did not receive metrics for targeted pods"),
+        # the sync ends before normalizeDesiredReplicas: no recommendation stored, no scale event
+        return decide(current, current, current, math.nan, "no ready pod reports the metric: no change", state)
     rec, ratio, reason = recommend(spec, current, ready_values, unready)
 
     # stabilisation: the lowest recommendation of the scale-up window, the highest of the scale-down one

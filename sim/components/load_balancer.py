@@ -12,9 +12,13 @@ Policies (names as in :data:`POLICIES`; sources in ``data/load_balancers.json``)
 * ``ip_hash`` — NGINX ``ip_hash``, with its own arithmetic: the key is the first three octets
   of the client's IPv4 address, so every client behind one NAT (one /24) lands on one backend.
   A backend that is *down* is skipped by re-hashing, so only its clients move; a backend added
-  to the list changes the modulus, so most clients move.
-* ``consistent_hash`` — NGINX ``hash $key consistent`` (ketama): each backend owns
-  ``virtual_nodes`` points on a ring, a key goes to the next healthy point clockwise.
+  to the list changes the modulus, so most clients move. Tries are counted as
+  ``ngx_http_upstream_get_ip_hash_peer`` counts them: 21 hashed picks, then round robin.
+* ``consistent_hash`` — NGINX ``hash $key consistent`` with NGINX's own ring
+  (``ngx_http_upstream_init_chash``): each backend owns ``virtual_nodes`` (160) points per unit
+  of weight, point *j* = CRC32(host, NUL, port, point *j-1* as 4 little-endian bytes); the key's
+  CRC32 picks the first point at or after it. A point owned by a down backend moves the lookup
+  to the next point; after 21 points NGINX gives up and falls back to round robin.
 * ``sticky_cookie`` — NGINX Plus ``sticky cookie`` / ingress-nginx cookie affinity: the first
   request is balanced by ``fallback`` (round robin), the cookie then pins the client to that
   backend until the backend is unhealthy or gone.
@@ -26,8 +30,10 @@ sees the connections it carries. Health checks: :meth:`LoadBalancer.fail` says a
 the balancer keeps routing to it for ``health_check_delay`` seconds (the checks have not failed
 yet), then marks it down.
 
-Hashes are stable across processes (BLAKE2b and NGINX's arithmetic), never Python's salted
-``hash()``. Per-client cost is a few microseconds, so 100,000 clients over 20 backends are cheap.
+Hashes are stable across processes (CRC32 and NGINX's arithmetic, BLAKE2b for the modulo
+baseline), never Python's salted ``hash()``. Sources: nginx/nginx at commit
+3f6f7824d4e2eb1ac37dec76683d525ac0ff521c, ``src/http/modules/ngx_http_upstream_ip_hash_module.c``
+and ``ngx_http_upstream_hash_module.c`` (``data/load_balancers.json`` cites them). Per-client cost is a few microseconds, so 100,000 clients over 20 backends are cheap.
 
 :class:`Sessions` says where each client's session state lives: in the memory of the node that
 created it (lost when the client lands elsewhere or the node dies) unless an external
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import zlib
 from bisect import bisect_left
 from typing import Callable, Iterable
 
@@ -62,15 +69,44 @@ def presets() -> dict[str, dict]:
 
 
 _IP_HASH = presets()["nginx_ip_hash"]
-_IP_START, _IP_MUL, _IP_MOD, _IP_TRIES = (_IP_HASH["initial_hash"], _IP_HASH["multiplier"], _IP_HASH["modulus"],
-                                          _IP_HASH["max_tries"])
-DEFAULT_VIRTUAL_NODES: int = presets()["nginx_hash_consistent"]["points_per_node"]
-"""Ring points per backend: NGINX's ketama_points (160)."""
+_IP_START, _IP_MUL, _IP_MOD = _IP_HASH["initial_hash"], _IP_HASH["multiplier"], _IP_HASH["modulus"]
+_IP_PICKS: int = _IP_HASH["max_tries"] + 1
+"""Hashed picks before round robin: ``tries`` starts at 0 and NGINX gives up once ``++tries > 20``, so 21."""
+_CHASH = presets()["nginx_hash_consistent"]
+DEFAULT_VIRTUAL_NODES: int = _CHASH["points_per_weight"]
+"""Ring points per unit of weight: NGINX's 160."""
+_CHASH_PICKS: int = _CHASH["max_tries"] + 1
+"""Ring points looked at before round robin (``hp->tries > 20`` in ``ngx_http_upstream_get_chash_peer``)."""
 
 
 def stable_hash(text: str) -> int:
     """A 64-bit hash of ``text`` that is the same in every process (unlike ``hash()``)."""
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def _host_and_port(server: str) -> tuple[bytes, bytes]:
+    """How ``ngx_http_upstream_init_chash`` splits a server's name: ``unix:PATH`` is all host; a
+    trailing ``:DIGITS`` is the port; anything else is all host, with an empty port."""
+    if server[:5].lower() == "unix:":
+        return server[5:].encode(), b""
+    head, sep, tail = server.rpartition(":")
+    if sep and tail.isdigit() and tail.isascii():
+        return head.encode(), tail.encode()
+    if sep and not tail:  # "host:" -- NGINX stops at the colon with an empty port
+        return head.encode(), b""
+    return server.encode(), b""
+
+
+def nginx_chash_points(server: str, points: int = 160) -> list[int]:
+    """The ring points NGINX gives ``server`` (``points`` = 160 x weight): CRC32 of host, NUL,
+    port and the previous point as 4 little-endian bytes (0 before the first), chained."""
+    host, port = _host_and_port(server)
+    base = zlib.crc32(host + b"\0" + port)  # zlib.crc32(data, crc) continues a running CRC
+    out, prev = [], 0
+    for _ in range(points):
+        prev = zlib.crc32(prev.to_bytes(4, "little"), base)
+        out.append(prev)
+    return out
 
 
 def ip_text(ip: int) -> str:
@@ -81,12 +117,14 @@ def ip_text(ip: int) -> str:
 class ClientKey:
     """What a balancer sees of one client: its key (user id, header or cookie value) and source IPv4."""
 
-    __slots__ = ("name", "key_hash", "octets", "ip_hash")
+    __slots__ = ("name", "key_hash", "key_crc32", "octets", "ip_hash")
 
     def __init__(self, name: str, ip: int) -> None:
         self.name = name
         self.key_hash = stable_hash(name)
-        """Hash of the client's key, for ``consistent_hash`` and ``modulo_hash``."""
+        """Hash of the client's key, for ``modulo_hash``."""
+        self.key_crc32 = zlib.crc32(name.encode("utf-8"))
+        """CRC32 of the client's key: where ``hash $key consistent`` looks it up (``ngx_crc32_long``)."""
         self.octets = ((ip >> 24) & 255, (ip >> 16) & 255, (ip >> 8) & 255)
         """The first three octets: all NGINX's ip_hash looks at."""
         h = _IP_START
@@ -165,6 +203,7 @@ class LoadBalancer:
         self._ring_points: list[int] = []
         self._ring_owners: list[Backend] = []
         self._cookies: dict[ClientKey, Backend] = {}
+        self._point_cache: dict[str, list[int]] = {}
         self._uniform = _Draws(ctx.rng(f"{name}.choice"))
         self.routed = 0
         """Routing decisions made."""
@@ -241,11 +280,20 @@ class LoadBalancer:
         if self.policy == "consistent_hash":
             points = []
             for b in self.backends:  # down backends keep their points: lookups skip them
-                for i in range(self.virtual_nodes):
-                    points.append((stable_hash(f"{b.name}#{i}"), b.index))
+                points.extend((h, b.index) for h in self._points_of(b.name))
             points.sort()
-            self._ring_points = [p for p, _ in points]
-            self._ring_owners = [self.backends[i] for _, i in points]
+            ring, owners = [], []
+            for h, i in points:  # NGINX keeps one point per hash value (ties: which one is unspecified)
+                if not ring or ring[-1] != h:
+                    ring.append(h)
+                    owners.append(self.backends[i])
+            self._ring_points, self._ring_owners = ring, owners
+
+    def _points_of(self, name: str) -> list[int]:
+        cached = self._point_cache.get(name)
+        if cached is None:
+            cached = self._point_cache[name] = nginx_chash_points(name, self.virtual_nodes)
+        return cached
 
     @property
     def healthy(self) -> list[Backend]:
@@ -269,6 +317,10 @@ class LoadBalancer:
         if self.policy == "sticky_cookie":
             pinned = self._cookies.get(client)
             return pinned if pinned is not None and pinned.healthy else None
+        if self.policy == "ip_hash":
+            return self._ip_hash_peer(client)  # None: NGINX would fall back to round robin
+        if self.policy == "consistent_hash":
+            return self._chash_peer(client)
         return self._pick(client)
 
     def opened(self, backend: Backend) -> None:
@@ -307,27 +359,41 @@ class LoadBalancer:
         b = healthy[int(self._uniform() * n)]
         return b if b.active < a.active else a
 
-    def _ip_hash(self, client: ClientKey) -> Backend:
+    def _ip_hash_peer(self, client: ClientKey) -> Backend | None:
+        """The hashed pick of ``ngx_http_upstream_get_ip_hash_peer``, or None where it falls back."""
         backends = self.backends
         n = len(backends)
+        if n < 2:  # "peers->number < 2": straight to round robin
+            return None
         h = client.ip_hash
         a, b, c = client.octets
-        for _ in range(_IP_TRIES):
-            peer = backends[h % n]
+        for _ in range(_IP_PICKS):
+            peer = backends[h % n]  # total_weight counts down backends too (all weights 1 here)
             if peer.healthy:
                 return peer
             h = (((h * _IP_MUL + a) % _IP_MOD * _IP_MUL + b) % _IP_MOD * _IP_MUL + c) % _IP_MOD
-        return self._round_robin(client)  # NGINX gives up hashing after 20 tries
+        return None
 
-    def _consistent_hash(self, client: ClientKey) -> Backend:
+    def _ip_hash(self, client: ClientKey) -> Backend:
+        peer = self._ip_hash_peer(client)
+        return peer if peer is not None else self._round_robin(client)
+
+    def _chash_peer(self, client: ClientKey) -> Backend | None:
+        """The pick of ``ngx_http_upstream_get_chash_peer``, or None where it falls back."""
         points, owners = self._ring_points, self._ring_owners
         n = len(points)
-        i = bisect_left(points, client.key_hash)
-        for k in range(n):
+        if len(self.backends) < 2:  # "peers->single": round robin
+            return None
+        i = bisect_left(points, client.key_crc32)  # first point >= the key's CRC32 (may be n: wraps)
+        for k in range(_CHASH_PICKS):
             b = owners[(i + k) % n]
             if b.healthy:
                 return b
-        raise AssertionError("unreachable: some backend is healthy")
+        return None
+
+    def _consistent_hash(self, client: ClientKey) -> Backend:
+        peer = self._chash_peer(client)
+        return peer if peer is not None else self._round_robin(client)
 
     def _modulo(self, client: ClientKey) -> Backend:
         healthy = self._healthy
