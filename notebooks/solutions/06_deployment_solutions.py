@@ -12,7 +12,7 @@ from typing import Sequence
 
 import sim
 from sim.components.autoscaler import HpaSpec, HpaState, hpa_step
-from sim.components.load_balancer import ClientKey, stable_hash
+from sim.components.load_balancer import ClientKey, nginx_chash_points
 
 
 # --- Exercise 1: keys moved when a node is added -------------------------------------------------
@@ -27,11 +27,18 @@ def moved_share(n: int, consistent: bool) -> float:
     return 1 / (n + 1) if consistent else n / (n + 1)
 
 
+def _ring(n: int, virtual_nodes: int) -> list[tuple[int, int]]:
+    """NGINX's ring for ``node-0 .. node-{n}``: (point, owner) sorted, equal points kept once."""
+    points = sorted((h, i) for i in range(n + 1) for h in nginx_chash_points(f"node-{i}", virtual_nodes))
+    return [pt for j, pt in enumerate(points) if j == 0 or pt[0] != points[j - 1][0]]
+
+
 def ring_share_of_new_node(n: int, virtual_nodes: int = 160) -> float:
-    """Exact share of the 64-bit ring that node ``node-{n}`` takes when added to ``node-0 .. node-{n-1}``
-    (the simulator's ring: ``virtual_nodes`` points per node, a key goes to the next point clockwise)."""
-    points = sorted((stable_hash(f"node-{i}#{k}"), i) for i in range(n + 1) for k in range(virtual_nodes))
-    size = 2**64
+    """Exact share of the 32-bit ring that node ``node-{n}`` takes when added to ``node-0 .. node-{n-1}``
+    (NGINX's ``hash $key consistent`` ring: ``virtual_nodes`` CRC32 points per node, a key goes to the
+    first point at or after its CRC32)."""
+    points = _ring(n, virtual_nodes)
+    size = 2**32
     share = 0
     for j, (p, owner) in enumerate(points):
         if owner == n:  # the arc (previous point, p] belongs to the new node
@@ -42,11 +49,11 @@ def ring_share_of_new_node(n: int, virtual_nodes: int = 160) -> float:
 
 def keys_moved_on_ring(n: int, clients: int, virtual_nodes: int = 160) -> int:
     """How many of the keys ``client-0 .. client-{clients-1}`` land on the new node's arcs (and so move)."""
-    points = sorted((stable_hash(f"node-{i}#{k}"), i) for i in range(n + 1) for k in range(virtual_nodes))
+    points = _ring(n, virtual_nodes)
     hashes = [h for h, _ in points]
     moved = 0
     for c in range(clients):
-        h = ClientKey(f"client-{c}", 0).key_hash
+        h = ClientKey(f"client-{c}", 0).key_crc32
         i = bisect_left(hashes, h) % len(points)
         moved += points[i][1] == n
     return moved
