@@ -22,6 +22,7 @@ EPILOG = """examples:
   python -m sim run queue --set arrival_rate=0.9 --set servers=2 --seed 7
   python -m sim run queue --set capacity=5 --seed 1 --out results/queue-k5
   python -m sim course
+  python -m sim calibrate reconnect-storm --clients 200
 
 Times are in seconds and rates per second everywhere. The same seed always gives the
 same numbers."""
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     course.add_argument("--notebooks", type=Path, default=None, help="notebook directory (default: ./notebooks)")
     course.add_argument("--out", type=Path, default=Path("build/course"), help="output directory (default: build/course)")
     course.add_argument("--timeout", type=_positive, default=600.0, help="seconds allowed per cell (default: 600)")
+
+    from sim.calibration.command import add_parser as add_calibrate
+
+    add_calibrate(sub)
     return parser
 
 
@@ -157,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sim.course import build_course
 
             return build_course(args.notebooks, args.out, cell_timeout=args.timeout)
+        if args.command == "calibrate":
+            from sim.calibration.command import main as calibrate
+
+            return calibrate(args)
     except UserError as err:
         print(f"python -m sim: error: {err}", file=sys.stderr)
         return 2

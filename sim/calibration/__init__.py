@@ -1,0 +1,1 @@
+"""Calibration: the model against real servers on loopback (see sim.calibration.reconnect)."""
