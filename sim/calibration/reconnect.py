@@ -174,6 +174,13 @@ def _connect(port: int, timeout: float):
                    proxy=None, close_timeout=1, max_queue=1)
 
 
+def _failed(state, how: str) -> None:
+    """Tell the policy why it is asked for a delay ('lost', 'refused' or 'timeout'), as
+    ResilientClient does, where the Backoff protocol has that field."""
+    if hasattr(type(state), "failure"):
+        state.failure = how
+
+
 def _outcome(error: BaseException) -> str:
     from websockets.exceptions import InvalidStatus
 
@@ -240,6 +247,7 @@ async def _storm(setup: StormSetup) -> RealStorm:
             if not crashed.is_set():
                 raise RuntimeError("a connection closed before the crash")
             policy.disconnected(state, lost)
+            _failed(state, "lost")
             while True:
                 now = rel(time.monotonic())
                 delay = policy.next_delay(state, now, now - last_attempt, u)
@@ -253,7 +261,9 @@ async def _storm(setup: StormSetup) -> RealStorm:
                 try:
                     ws = await _connect(server.port, policy.connect_timeout)
                 except Exception as error:  # a refusal of any kind: back off and try again
-                    record.attempts.append((last_attempt, time.monotonic() - start, _outcome(error)))
+                    outcome = _outcome(error)
+                    record.attempts.append((last_attempt, time.monotonic() - start, outcome))
+                    _failed(state, "timeout" if outcome == "timeout" else "refused")
                     continue
                 done = time.monotonic()
                 sockets.append(ws)
