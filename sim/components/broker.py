@@ -471,6 +471,10 @@ class PubSubNode(_NodeBase):
         self.clients: dict[str, None] = {}  # ordered, unlike a set
         self.cut_off = 0
         """Times the broker closed this node's subscription (slow consumer)."""
+        self.authorize: Callable[[str, Publication], bool] | None = None
+        """Optional check before each delivery: ``authorize(client, publication)``; False withholds
+        the message from that client (question 2: fan-out that checks each subscriber's scope).
+        None: every subscribed client gets every message, as Redis Pub/Sub's fan-out does."""
         self.subscribe()
 
     def subscribe(self) -> None:
@@ -486,6 +490,8 @@ class PubSubNode(_NodeBase):
             for client in list(self.clients):
                 if client not in connections:  # closed or replaced since it subscribed here
                     del self.clients[client]
+                    continue
+                if self.authorize is not None and not self.authorize(client, data):
                     continue
                 self.server.send_to(client, (MESSAGE, data, data.publisher, data.seq), data.size_bytes)
         elif kind == "closed":

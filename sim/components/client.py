@@ -30,7 +30,7 @@ class Client:
     __slots__ = (
         "ctx", "env", "name", "network", "server", "connect_timeout", "heartbeat_interval", "heartbeat_timeout",
         "on_message", "on_disconnect", "on_connect", "state", "connected_at", "last_heard", "close_code", "_session", "_pending",
-        "received",
+        "received", "handshake_data",
     )
 
     def __init__(self, ctx: Context, name: str, network: Network, server: str, *, connect_timeout: float = 10.0,
@@ -69,6 +69,9 @@ class Client:
         """Close code of the last disconnection (1006 when it was noticed by timeout)."""
         self.received = 0
         """Data frames received."""
+        self.handshake_data = None
+        """What the opening handshake carries besides the upgrade itself (e.g. the client's
+        address and a bearer token, for a server's gate); None by default."""
         self._session = 0
         self._pending: simpy.Event | None = None
         network.attach(name, self._on_frame)
@@ -88,7 +91,7 @@ class Client:
             raise RuntimeError(f"{self.name} is {self.state}; connect() needs a disconnected client")
         self._session += 1
         self.state = CONNECTING
-        self.network.send(self.name, self.server, (frames.CONNECT, None), frames.HANDSHAKE_BYTES)
+        self.network.send(self.name, self.server, (frames.CONNECT, self.handshake_data), frames.HANDSHAKE_BYTES)
         timer = self.env.timeout(self.connect_timeout, self._session)
         timer.callbacks.append(self._connect_timer)
 

@@ -31,6 +31,16 @@ from sim.core.network import Message, Network
 from sim.components import frames
 
 
+HOLD = "hold"
+"""What a gate's ``admit`` returns to keep a handshake waiting (it answers later).
+
+A gate is any object with ``admit(server, client, data) -> None | HOLD | reason`` (None: go on
+to the server's own limits; a reason string: refuse), ``opened(server, client)``,
+``refused(server, client, result)`` (the server's own limits refused after the gate let it
+through), ``closed(server, client)`` and ``activity(server, client)`` (a frame from a connected
+client)."""
+
+
 class Job:
     """One request through a server; times are simulated seconds (``nan`` until they happen)."""
 
@@ -102,7 +112,7 @@ class Server:
 
     def __init__(self, ctx: Context, name: str, spec: ServerSpec = ServerSpec(), network: Network | None = None,
                  on_data: Callable[["Server", str, Any], None] | None = None,
-                 on_connect: Callable[["Server", str], None] | None = None) -> None:
+                 on_connect: Callable[["Server", str], None] | None = None, gate: Any = None) -> None:
         self.ctx = ctx
         self.env: simpy.Environment = ctx.env
         self.name = name
@@ -112,6 +122,10 @@ class Server:
         """Application hook: ``on_data(server, client, payload)`` for each data frame received."""
         self.on_connect = on_connect
         """Application hook: ``on_connect(server, client)`` after each accepted handshake."""
+        self.gate = gate
+        """Optional front door (a proxy, a CDN edge, an auth check) that sees every handshake first;
+        see :data:`HOLD` and ``sim.components.security.gateway``. None: every handshake goes
+        straight to the server's own limits."""
         self.up = True
         self._epoch = 0
         # requests
@@ -142,7 +156,7 @@ class Server:
         self._m_memory = m.gauge("server_memory_bytes", "Memory in use", ("server",)).labels(**labels)
         handshakes = m.counter("server_handshakes_total", "Handshakes by result", ("server", "result"))
         self._m_handshakes = {r: handshakes.labels(server=name, result=r)
-                              for r in ("accepted", "refused_full", "refused_rate", "refused_down")}
+                              for r in ("accepted", "refused_full", "refused_rate", "refused_down", "refused_gate")}
         self._m_ignored = m.counter("server_frames_ignored_total", "Data frames from clients not connected here",
                                     ("server",)).labels(**labels)
         self._m_memory.set(spec.memory_base_bytes)
@@ -249,11 +263,15 @@ class Server:
                 self._send(client, frames.REFUSE, "refused_down", frames.HANDSHAKE_BYTES)
             return
         if kind == frames.CONNECT:
-            self._handshake(client)
+            self._handshake(client, data)
         elif kind == frames.PING:
             if client in self.connections:
+                if self.gate is not None:
+                    self.gate.activity(self, client)
                 self._send(client, frames.PONG, None)
         elif kind == frames.DATA:
+            if self.gate is not None and client in self.connections:
+                self.gate.activity(self, client)
             if client not in self.connections:
                 self._m_ignored.inc()  # e.g. sent on a connection the server has already dropped
             elif self.on_data is not None:
@@ -273,9 +291,29 @@ class Server:
             return True
         return False
 
-    def _handshake(self, client: str) -> None:
+    def _handshake(self, client: str, data: Any = None) -> None:
         if client in self.connections:  # a reconnect the server had not noticed: replace the old one
             self._forget(client)
+        if self.gate is not None:
+            verdict = self.gate.admit(self, client, data)
+            if verdict == HOLD:
+                return  # the gate answers later: resume_handshake() or refuse_handshake()
+            if verdict is not None:
+                self.refuse_handshake(client, verdict)
+                return
+        self._complete_handshake(client)
+
+    def resume_handshake(self, client: str) -> None:
+        """Go on with a handshake the gate held (e.g. after NGINX's ``limit_req`` delay)."""
+        if self.up:
+            self._complete_handshake(client)
+
+    def refuse_handshake(self, client: str, reason: str) -> None:
+        """Refuse a handshake on the gate's behalf (``reason`` travels in the refusal)."""
+        self._m_handshakes["refused_gate"].inc()
+        self._send(client, frames.REFUSE, reason, frames.HANDSHAKE_BYTES)
+
+    def _complete_handshake(self, client: str) -> None:
         limit = self.spec.max_connections
         if limit is not None and len(self.connections) >= limit:
             result = "refused_full"
@@ -288,9 +326,13 @@ class Server:
             self.connections[client] = self.env.now
             self._connections_changed()
             self._send(client, frames.ACCEPT, None, frames.HANDSHAKE_BYTES)
+            if self.gate is not None:
+                self.gate.opened(self, client)
             if self.on_connect is not None:
                 self.on_connect(self, client)
         else:
+            if self.gate is not None:
+                self.gate.refused(self, client, result)
             self._send(client, frames.REFUSE, result, frames.HANDSHAKE_BYTES)
 
     def adopt(self, client: str) -> None:
@@ -301,6 +343,8 @@ class Server:
     def _forget(self, client: str) -> None:
         if self.connections.pop(client, None) is not None:
             self._connections_changed()
+            if self.gate is not None:
+                self.gate.closed(self, client)
 
     def _connections_changed(self) -> None:
         n = len(self.connections)
@@ -368,8 +412,11 @@ class Server:
         self._busy = 0
         for gauge in (self._m_in_system, self._m_queued, self._m_busy):
             gauge.set(0)
+        gone = list(self.connections) if self.gate is not None else ()
         self.connections.clear()
         self._connections_changed()
+        for client in gone:
+            self.gate.closed(self, client)
         if detach and self.network is not None:
             self.network.detach(self.name)
         counter = self._m_jobs.labels(server=self.name, outcome="lost")
