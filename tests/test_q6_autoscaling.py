@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import sim
-from sim.components.autoscaler import Deployment, HorizontalPodAutoscaler, HpaSpec, HpaState, ScalingPolicy, \
+from sim.components.kubernetes import Deployment, PodTemplate
+from sim.components.autoscaler import HorizontalPodAutoscaler, HpaSpec, HpaState, ScalingPolicy, \
     ScalingRules, hpa_step
 from sim.core import Constant, Context, Network, ParameterError
 from sim.scenarios.q6_deployment.autoscaling import AutoscalingParams
@@ -140,7 +141,7 @@ def test_a_short_dip_does_not_scale_down():
 
 def test_the_process_scales_a_deployment_every_sync_period():
     ctx = Context(1)
-    deployment = Deployment(ctx, Network(ctx), startup=Constant(20.0))
+    deployment = Deployment(ctx, Network(ctx), PodTemplate(startup=Constant(20.0)))
     deployment.start(2)
     hpa = HorizontalPodAutoscaler(ctx, HpaSpec(target=10, min_replicas=2, max_replicas=20), deployment)
     for pod in deployment.pods:

@@ -10,12 +10,9 @@ Three pieces, each usable alone:
   (and counted at 0 % when the others ask for a scale-up), the highest recommendation of the
   scale-down stabilisation window, then the scaling policies (default: up by max(100 %, 4 pods)
   per 15 s, down by 100 % per 15 s), then min/max replicas.
-* :class:`Deployment` — pods (each a :class:`~sim.components.server.Server`) that take a
-  start-up delay to become ready, a Service that spreads *new* connections over the ready pods
-  (round robin or least connections), and pod termination (endpoint removal, SIGTERM, SIGKILL
-  after the grace period).
 * :class:`HorizontalPodAutoscaler` — a simpy process that runs :func:`hpa_step` on a
-  Deployment every sync period and applies the decision.
+  :class:`~sim.components.kubernetes.Deployment` (the project's one Kubernetes workload: pods,
+  Service, ReplicaSet order, termination) every sync period and applies the decision.
 
 The metric is a ``Pods`` metric of type ``AverageValue``: active connections per pod.
 """
@@ -30,12 +27,9 @@ from typing import Callable, Sequence
 import simpy
 
 from sim import data
-from sim.components import frames
-from sim.components.server import Server, ServerSpec
+from sim.components.kubernetes import Deployment
 from sim.core.context import Context
-from sim.core.distributions import Distribution
 from sim.core.errors import ParameterError
-from sim.core.network import Network
 
 PODS, PERCENT = "Pods", "Percent"
 SELECT_POLICIES = ("Max", "Min", "Disabled")
@@ -263,160 +257,6 @@ def hpa_step(spec: HpaSpec, state: HpaState, now: float, current: int, ready_val
     elif desired < current:
         downs += ((now, current - desired),)
     return decide(desired, rec, stabilized, ratio, reason, HpaState(recommendations, ups, downs))
-
-
-# ================================================================== the workload =====
-STARTING, READY, TERMINATING, GONE = "starting", "ready", "terminating", "gone"
-BALANCERS = ("round_robin", "least_connections")
-
-
-class Pod:
-    """One replica: a server process plus its lifecycle."""
-
-    __slots__ = ("name", "server", "created_at", "ready_at", "gone_at", "phase", "index")
-
-    def __init__(self, name: str, server: Server, created_at: float, index: int) -> None:
-        self.name = name
-        self.server = server
-        self.created_at = created_at
-        self.ready_at = math.nan
-        self.gone_at = math.nan
-        self.phase = STARTING
-        self.index = index
-        """Creation order (ties in the ReplicaSet's deletion ranking go to the newest)."""
-
-    @property
-    def connections(self) -> int:
-        return len(self.server.connections)
-
-
-class Deployment:
-    """Pods behind a Service. ``scale(n)`` creates or terminates pods; ``pick()`` routes a new connection.
-
-    * A new pod becomes ready (joins the Service's endpoints) after a ``startup`` delay.
-    * Scale-in terminates not-ready pods first, then the newest (ReplicaSet ranking, KEP-2255).
-      A terminating pod leaves the endpoints at once (the real removal races with SIGTERM: a
-      simplification). With ``drain`` its app closes every socket on SIGTERM with close code
-      1012 and exits; without, it ignores SIGTERM and its sockets are cut by SIGKILL after
-      ``grace_period`` (clients see 1006): those are the *dropped* connections.
-    * ``balancer`` spreads *new* connections over ready pods; existing ones never move.
-    """
-
-    def __init__(self, ctx: Context, network: Network, *, startup: Distribution, grace_period: float = 30.0,
-                 drain: bool = False, balancer: str = "round_robin", server_spec: ServerSpec = ServerSpec(),
-                 name: str = "pod") -> None:
-        if balancer not in BALANCERS:
-            raise ParameterError("balancer", f"must be one of {', '.join(BALANCERS)}, got {balancer!r}")
-        _number("grace_period", grace_period, low=0)
-        self.ctx = ctx
-        self.env: simpy.Environment = ctx.env
-        self.network = network
-        self.name = name
-        self.startup = startup.bind(ctx.rng(f"{name}.startup"))
-        self.grace_period = float(grace_period)
-        self.drain = drain
-        self.balancer = balancer
-        self.server_spec = server_spec
-        self.pods: list[Pod] = []
-        """Every pod ever created, in creation order."""
-        self.endpoints: list[Pod] = []
-        """Ready pods that receive new connections, in creation order."""
-        self.replicas = 0
-        """``spec.replicas``: pods that exist and are not terminating."""
-        self.dropped = 0
-        """Connections cut by SIGKILL on scale-in (clients see 1006)."""
-        self.drained = 0
-        """Connections closed cleanly (1012) by a draining pod."""
-        self._rr = 0
-        self._by_name: dict[str, Pod] = {}
-
-    # --- routing ------------------------------------------------------------------------
-    def pick(self) -> Pod | None:
-        """The pod a new connection goes to (None when no pod is ready)."""
-        pods = self.endpoints
-        if not pods:
-            return None
-        if self.balancer == "least_connections":
-            return min(pods, key=lambda p: p.connections)  # ties: the oldest pod
-        self._rr += 1
-        return pods[self._rr % len(pods)]
-
-    def pod(self, name: str) -> Pod:
-        """The pod called ``name``."""
-        return self._by_name[name]
-
-    # --- scaling ------------------------------------------------------------------------
-    def live(self) -> list[Pod]:
-        return [p for p in self.pods if p.phase in (STARTING, READY)]
-
-    def scale(self, replicas: int) -> None:
-        live = self.live()
-        for _ in range(replicas - len(live)):
-            self._create()
-        if replicas < len(live):
-            # ReplicaSet ranking: not-ready before ready, then the most recently created first
-            victims = sorted(live, key=lambda p: (p.phase == READY, -p.index))[: len(live) - replicas]
-            for pod in victims:
-                self._terminate(pod)
-        self.replicas = replicas
-
-    def _create(self) -> Pod:
-        index = len(self.pods)
-        name = f"{self.name}-{index}"
-        pod = Pod(name, Server(self.ctx, name, self.server_spec, self.network), self.env.now, index)
-        self.pods.append(pod)
-        self._by_name[name] = pod
-        self.env.timeout(self.startup.sample(), pod).callbacks.append(self._ready)
-        return pod
-
-    def start(self, replicas: int) -> None:
-        """Begin with ``replicas`` pods already ready (steady state before the run)."""
-        for _ in range(replicas):
-            pod = self._create()
-            pod.phase, pod.ready_at = READY, self.env.now
-            self.endpoints.append(pod)
-        self.replicas = replicas
-
-    def _ready(self, event: simpy.Event) -> None:
-        pod: Pod = event.value
-        if pod.phase == STARTING:
-            pod.phase, pod.ready_at = READY, self.env.now
-            self.endpoints.append(pod)
-            self.endpoints.sort(key=lambda p: p.index)
-
-    def _terminate(self, pod: Pod) -> None:
-        was_ready = pod.phase == READY
-        pod.phase = TERMINATING
-        if pod in self.endpoints:
-            self.endpoints.remove(pod)
-        if not was_ready:  # nothing to stop: the container had not started serving
-            self._gone(pod)
-            return
-        if self.drain:
-            self.drained += len(pod.server.connections)
-            pod.server.shutdown(frames.SERVICE_RESTART)
-            self._gone(pod)
-            return
-
-        def sigkill(_event: simpy.Event) -> None:
-            self.dropped += len(pod.server.connections)
-            pod.server.crash()  # the kernel resets every socket
-            self._gone(pod)
-
-        self.env.timeout(self.grace_period).callbacks.append(sigkill)
-
-    def _gone(self, pod: Pod) -> None:
-        pod.phase, pod.gone_at = GONE, self.env.now
-
-    # --- observing ----------------------------------------------------------------------
-    def metrics(self) -> tuple[list[int], int]:
-        """``(connections of each ready pod, pods not ready yet)``: what the HPA sees."""
-        ready = [p.connections for p in self.pods if p.phase == READY]
-        return ready, sum(1 for p in self.pods if p.phase == STARTING)
-
-    def pod_seconds(self, until: float) -> float:
-        """Time pods existed (starting, ready or terminating) up to ``until``: what the cluster bills."""
-        return sum((min(until, p.gone_at) if not math.isnan(p.gone_at) else until) - p.created_at for p in self.pods)
 
 
 class HorizontalPodAutoscaler:

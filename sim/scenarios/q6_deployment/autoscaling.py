@@ -8,8 +8,9 @@ follows a trapezoid), each holds one long-lived connection for a lifetime drawn 
 ``target_connections``.
 
 What the course leaves out, and this scenario shows: the HPA adds pods, but a connection
-stays on the pod that accepted it. The Service spreads only *new* connections (round robin
-over ready pods), so the new pods stay nearly empty while the old ones keep their load — the
+stays on the pod that accepted it. The Service spreads only *new* connections over the ready
+pods (``service``: kube-proxy's ``ipvs`` mode, round robin by default, or ``iptables`` mode, a
+random endpoint per connection; least connections needs IPVS ``lc`` or an L7 proxy), so the new pods stay nearly empty while the old ones keep their load — the
 average looks fine, the hottest pod does not. Remedies, each run on the same arrivals and
 lifetimes (common random numbers):
 
@@ -24,9 +25,12 @@ Per remedy: imbalance (max / mean connections per ready pod, when the mean is at
 ``imbalance_floor`` × target), pod-seconds (cost), reconnections the platform caused and
 connections dropped on scale-in.
 
+Pods, the Service and scale-in are :mod:`sim.components.kubernetes` (the ReplicaSet deletes
+not-ready pods first, then the most recently Ready on a log2 time scale, ties at random).
+
 Simplifications: the metric reaches the HPA instantly (no metrics-pipeline delay); a
-terminating pod leaves the Service's endpoints at once; least-connections counts the pods'
-open connections (not handshakes in flight).
+terminating pod leaves the Service's endpoints at once; least-connections counts the
+connections the Service has seen open (not handshakes in flight).
 """
 
 from __future__ import annotations
@@ -38,9 +42,11 @@ import numpy as np
 import pandas as pd
 
 from sim.components import frames
-from sim.components.autoscaler import Deployment, HorizontalPodAutoscaler, HpaSpec, hpa_defaults, with_policies
+from sim.components.autoscaler import HorizontalPodAutoscaler, HpaSpec, hpa_defaults, with_policies
 from sim.components.backoff import make_backoff
 from sim.components.client import DISCONNECTED
+from sim.components.kubernetes import STARTING, TERMINATING, Deployment, PodTemplate, kube_proxy_service
+from sim.components.load_balancer import ClientKey
 from sim.components.resilient_client import ReconnectTracker, ResilientClient
 from sim.core import expand_names, Context, Distribution, LinkSpec, LogNormal, Network, ParameterError, Params, Result, \
     TruncatedNormal, Uniform, param
@@ -83,6 +89,9 @@ class AutoscalingParams(Params):
     scale_up_pods: int = param(int(_UP["Pods"]["value"]), ge=1, help="HPA scale-up policy: pods per period (default 4)")
     scale_up_percent: int = param(int(_UP["Percent"]["value"]), ge=1, unit="%",
                                   help="HPA scale-up policy: percent per period (default 100)")
+    service: str = param("ipvs", choices=("ipvs", "iptables"),
+                         help="kube-proxy mode spreading new connections: ipvs (round robin) or iptables (random); "
+                              "remedy least_connections uses IPVS lc")
     latency: Distribution = param(TruncatedNormal(0.02, 0.005), unit="s", help="one-way network latency")
     imbalance_floor: float = param(0.25, ge=0, help="imbalance is measured when the mean per ready pod is at least "
                                                     "this fraction of the target (small counts are noise)")
@@ -159,27 +168,40 @@ class Fleet:
 class User(ResilientClient):
     """A user's browser: connects through the Service, reconnects with backoff until the user leaves."""
 
-    __slots__ = ("fleet",)
+    __slots__ = ("fleet", "key", "endpoint")
 
     def __init__(self, ctx: Context, name: str, fleet: Fleet, policy, tracker: ReconnectTracker, uniform) -> None:
-        super().__init__(ctx, name, fleet.network, "", policy, tracker, uniform, on_connect=fleet.connected)
+        super().__init__(ctx, name, fleet.network, "", policy, tracker, uniform, on_connect=self._connected)
         self.fleet = fleet
+        self.key = ClientKey(name, 0)
+        self.endpoint = None
 
     def _attempt(self, _event=None) -> None:
         if self.stopped or self.state != DISCONNECTED:
             return
-        pod = self.fleet.deployment.pick()
-        if pod is None:  # no ready endpoint: the proxy answers 503, try again later
+        endpoint = self.fleet.deployment.service.route(self.key)
+        if endpoint is None:  # no ready endpoint: the proxy answers 503, try again later
             self.fleet.no_endpoint += 1
             self.last_attempt_at = self.env.now
             self._schedule_retry()
             return
-        self.server = pod.name  # each new connection is routed afresh: it may land on another pod
+        self.endpoint = endpoint
+        self.server = endpoint.name  # each new connection is routed afresh: it may land on another pod
         super()._attempt()
+
+    def _connected(self, _client) -> None:
+        self.fleet.deployment.service.opened(self.endpoint)
+        self.fleet.connected(self)
+
+    def stop(self, code: int = 1000) -> None:
+        if self.state == "connected":
+            self.fleet.deployment.service.closed(self.endpoint)
+        super().stop(code)
 
     def _lost(self, how: str, code: int) -> None:
         if how == "clean":  # answer the server's close frame, so that it forgets the connection
             self.network.send(self.name, self.server, (frames.CLOSE, code), frames.FRAME_HEADER_BYTES)
+        self.fleet.deployment.service.closed(self.endpoint)
         self.fleet.cut[how] += 1
         super()._lost(how, code)
 
@@ -189,8 +211,9 @@ def simulate(p: AutoscalingParams, seed: int, remedy: str) -> tuple[dict, pd.Dat
     ctx = Context(seed)  # the same seed for every remedy: the same users arrive and stay as long
     env = ctx.env
     net = Network(ctx, LinkSpec(latency=p.latency))
-    deployment = Deployment(ctx, net, startup=p.startup, grace_period=p.grace_period, drain=remedy == "drain",
-                            balancer="least_connections" if remedy == "least_connections" else "round_robin")
+    template = PodTemplate(startup=p.startup, termination_grace_period=p.grace_period, drain=remedy == "drain")
+    service = kube_proxy_service(ctx, "ipvs_lc" if remedy == "least_connections" else p.service)
+    deployment = Deployment(ctx, net, template, service=service)
     deployment.start(p.min_replicas)
     fleet = Fleet(ctx, deployment, net, p.max_age if remedy == "max_age" else None, p.max_age_jitter)
     policy = make_backoff("full_jitter", base=p.reconnect_base, cap=p.reconnect_cap)
@@ -222,8 +245,8 @@ def simulate(p: AutoscalingParams, seed: int, remedy: str) -> tuple[dict, pd.Dat
         mean = sum(counts) / len(counts) if counts else 0.0
         rows.append({"time_s": d.time, "rate_per_s": p.rate(d.time), "desired": d.desired,
                      "recommendation": d.recommendation, "ready": len(ready),
-                     "starting": sum(1 for q in deployment.pods if q.phase == "starting"),
-                     "terminating": sum(1 for q in deployment.pods if q.phase == "terminating"),
+                     "starting": sum(1 for q in deployment.pods if q.phase == STARTING),
+                     "terminating": sum(1 for q in deployment.pods if q.phase == TERMINATING),
                      "connections": sum(q.connections for q in deployment.pods if q.phase != "gone"),
                      "mean_per_ready_pod": mean, "max_per_ready_pod": max(counts, default=0),
                      "imbalance": max(counts) / mean if counts and mean >= floor and mean > 0 else math.nan})

@@ -20,9 +20,13 @@ unless an external store (Redis-like, ``store_latency`` per fetch) holds it. Mea
 combination: close codes seen, the reconnection storm (peak attempts per second), sessions
 lost, and how long the disruption lasts.
 
+Pods, their termination and the rollout (the Deployment controller's maxSurge/maxUnavailable
+arithmetic; old pods deleted in the ReplicaSet's order) are :mod:`sim.components.kubernetes`;
+the balancer in front (``policy``) is its Service.
+
 Simplifications: a replacement pod becomes Ready ``pod_startup`` s after it is created; the
-rollout proceeds as soon as the new pods are Ready (terminating pods no longer count); the
-balancer routes instantly and counts the connections it carries.
+controllers react at once (terminating pods no longer count); the balancer routes instantly
+and counts the connections it carries.
 """
 
 from __future__ import annotations
@@ -37,9 +41,9 @@ import simpy
 
 from sim.components import frames
 from sim.components.backoff import PRESETS, STRATEGIES, make_backoff
+from sim.components.kubernetes import Deployment, PodTemplate
 from sim.components.load_balancer import POLICIES, Backend, ClientKey, LoadBalancer, Sessions, SessionStore, presets
 from sim.components.resilient_client import ReconnectTracker, ResilientClient
-from sim.components.server import Server, ServerSpec
 from sim.core import Constant, Context, Distribution, LinkSpec, Network, ParameterError, Params, Result, \
     TruncatedNormal, param
 from sim.core.registry import scenario
@@ -172,27 +176,26 @@ def simulate(p: RollingUpdateParams, seed: int, drain: str, store_on: bool) -> t
     ctx = Context(seed)  # same seed for every combination: common random numbers
     env = ctx.env
     net = Network(ctx, LinkSpec(latency=p.latency))
-    lb = LoadBalancer(ctx, p.policy)
+    lb = LoadBalancer(ctx, p.policy)  # the Service: the pods' endpoints, behind the balancer of `policy`
     sessions = Sessions(SessionStore(ctx, p.store_latency) if store_on else None)
     shared = _Shared(env, lb, sessions)
     tracker = ReconnectTracker()
     backoff = make_backoff(p.strategy, base=p.backoff_base, cap=p.backoff_cap)
     uniform = ctx.rng("backoff")
     draw = lambda: float(uniform.random())  # noqa: E731
-    pods: dict[str, Server] = {}
-    counter = iter(range(10**9))
+    terminated_at: list[float] = []
+    template = PodTemplate(startup=Constant(p.pod_startup), termination_grace_period=p.termination_grace_period,
+                           prestop_sleep=p.prestop_sleep, endpoint_delay=p.endpoint_delay,
+                           drain=drain == "graceful", drain_period=p.drain_period, close_code=p.close_code)
 
-    def create_pod() -> Server:
-        name = f"pod-{next(counter)}"  # a replacement is a new pod with a new name (and empty memory)
-        pods[name] = Server(ctx, name, ServerSpec(), net)
-        return pods[name]
+    def gone(pod) -> None:  # the process is gone, and the sessions in its memory with it
+        sessions.node_down(pod.name)
+        if pod.revision == 0:
+            terminated_at.append(env.now)
 
-    def ready(server: Server) -> None:
-        lb.add(server.name)
-        sessions.node_up(server.name)
-
-    for _ in range(p.pods):
-        ready(create_pod())
+    deployment = Deployment(ctx, net, template, service=lb, on_ready=lambda pod: sessions.node_up(pod.name),
+                            on_gone=gone)
+    pods = deployment.start(p.pods)
     addresses = ctx.rng("addresses").integers(0, 2**32, size=p.clients)
     clients = []
     for i in range(p.clients):
@@ -201,50 +204,15 @@ def simulate(p: RollingUpdateParams, seed: int, drain: str, store_on: bool) -> t
         backend = lb.route(key)
         client.place(backend)
         client.adopt_connection()
-        pods[backend.name].adopt(client.name)
+        deployment.pod(backend.name).server.adopt(client.name)
         lb.opened(backend)
         sessions.resume(key, backend.name)
         clients.append(client)
-
-    code = p.close_code
-    terminated_at: list[float] = []
-
-    def terminate(server: Server):
-        """Kubernetes' termination sequence for one pod (see the module docstring)."""
-        name = server.name
-        env.timeout(p.endpoint_delay).callbacks.append(lambda _e: lb.remove(name))
-        yield env.timeout(p.prestop_sleep)  # preStop runs; SIGTERM when it ends
-        if drain == "graceful":
-            victims = list(server.connections)
-            step = p.drain_period / len(victims) if victims else 0.0
-            for client in victims:
-                if step:
-                    yield env.timeout(step)
-                if server.connections.get(client) is not None:
-                    # one close frame per connection, spread out: Server.shutdown would close them all at once
-                    net.send(name, client, (frames.CLOSE, code), frames.FRAME_HEADER_BYTES)
-            server.shutdown(code)  # anyone who arrived meanwhile
-        else:
-            yield env.timeout(p.termination_grace_period - p.prestop_sleep)
-            server.crash()  # SIGKILL: the kernel resets every socket, clients see 1006
-        sessions.node_down(name)
-        terminated_at.append(env.now)
+    assert len(pods) == p.pods
 
     def rollout(env):
         yield env.timeout(p.update_at)
-        old = list(pods)
-        while old:
-            batch = min(len(old), p.max_surge + p.max_unavailable)
-            new = [create_pod() for _ in range(batch)]
-            first = min(batch, p.max_unavailable)
-            for _ in range(first):
-                env.process(terminate(pods[old.pop(0)]))
-            yield env.timeout(p.pod_startup)
-            for server in new:
-                ready(server)
-            for _ in range(batch - first):
-                if old:
-                    env.process(terminate(pods[old.pop(0)]))
+        deployment.rollout(max_surge=p.max_surge, max_unavailable=p.max_unavailable)
 
     connected = []
 
