@@ -19,6 +19,7 @@ import simpy
 from sim.core.context import Context
 from sim.core.errors import ParameterError
 from sim.core.network import Message, Network
+from sim.core.timer import Timer, cancel
 from sim.components import frames
 
 DISCONNECTED, CONNECTING, CONNECTED = "disconnected", "connecting", "connected"
@@ -29,8 +30,8 @@ class Client:
 
     __slots__ = (
         "ctx", "env", "name", "network", "server", "connect_timeout", "heartbeat_interval", "heartbeat_timeout",
-        "on_message", "on_disconnect", "on_connect", "state", "connected_at", "last_heard", "close_code", "_session", "_pending",
-        "received", "handshake_data",
+        "on_message", "on_disconnect", "on_connect", "state", "connected_at", "last_heard", "close_code", "_pending",
+        "_connect_timer", "_heartbeat_timer", "received", "handshake_data",
     )
 
     def __init__(self, ctx: Context, name: str, network: Network, server: str, *, connect_timeout: float = 10.0,
@@ -72,8 +73,9 @@ class Client:
         self.handshake_data = None
         """What the opening handshake carries besides the upgrade itself (e.g. the client's
         address and a bearer token, for a server's gate); None by default."""
-        self._session = 0
         self._pending: simpy.Event | None = None
+        self._connect_timer: Timer | None = None
+        self._heartbeat_timer: Timer | None = None
         network.attach(name, self._on_frame)
 
     # --- connecting ---------------------------------------------------------------------
@@ -89,17 +91,17 @@ class Client:
     def _handshake(self) -> None:
         if self.state != DISCONNECTED:
             raise RuntimeError(f"{self.name} is {self.state}; connect() needs a disconnected client")
-        self._session += 1
         self.state = CONNECTING
         self.network.send(self.name, self.server, (frames.CONNECT, self.handshake_data), frames.HANDSHAKE_BYTES)
-        timer = self.env.timeout(self.connect_timeout, self._session)
-        timer.callbacks.append(self._connect_timer)
+        self._connect_timer = Timer(self.env, self.connect_timeout, self._connect_timed_out)
 
-    def _connect_timer(self, event: simpy.Event) -> None:
-        if event.value == self._session and self.state == CONNECTING:
-            self._settle("timeout")
+    def _connect_timed_out(self) -> None:
+        self._connect_timer = None
+        self._settle("timeout")
 
     def _settle(self, outcome: str) -> None:
+        cancel(self._connect_timer)  # the handshake is over, whichever way
+        self._connect_timer = None
         if outcome == "accepted":
             self.state = CONNECTED
             self.connected_at = self.last_heard = self.env.now
@@ -120,7 +122,6 @@ class Client:
     def adopt_connection(self) -> None:
         """Start out connected (the server side must :meth:`Server.adopt` the same connection):
         for scenarios that begin in steady state rather than with everyone's handshake."""
-        self._session += 1
         self.state = CONNECTED
         self.connected_at = self.last_heard = self.env.now
         if self.heartbeat_interval is not None:
@@ -158,12 +159,11 @@ class Client:
 
     # --- heartbeats ---------------------------------------------------------------------
     def _arm_heartbeat(self) -> None:
-        timer = self.env.timeout(self.heartbeat_interval, self._session)
-        timer.callbacks.append(self._heartbeat)
+        cancel(self._heartbeat_timer)  # one heartbeat loop per connection
+        self._heartbeat_timer = Timer(self.env, self.heartbeat_interval, self._heartbeat)
 
-    def _heartbeat(self, event: simpy.Event) -> None:
-        if event.value != self._session or self.state != CONNECTED:
-            return
+    def _heartbeat(self) -> None:
+        self._heartbeat_timer = None
         if self.env.now - self.last_heard >= self.heartbeat_timeout:
             self._lost("timeout", frames.ABNORMAL_CLOSURE)
             return
@@ -184,11 +184,14 @@ class Client:
             self.network.send(self.name, self.server, (frames.CLOSE, code), frames.FRAME_HEADER_BYTES)
         elif self.state == CONNECTING:
             self._settle("closed")  # whoever waits on connect() hears that it was abandoned
+        cancel(self._heartbeat_timer)
+        self._heartbeat_timer = None
         self.state = DISCONNECTED
         self.close_code = code
 
     def _lost(self, how: str, code: int) -> None:
-        self._session += 1
+        cancel(self._heartbeat_timer)
+        self._heartbeat_timer = None
         self.state = DISCONNECTED
         self.close_code = code
         if self.on_disconnect is not None:
