@@ -267,7 +267,9 @@ def test_same_seed_same_results_different_seed_differs() -> None:
     (dict(read_rate=0.0), "read_rate"),
     (dict(hard_limit_bytes=-1), "hard_limit_bytes"),
     (dict(soft_seconds=-1.0), "soft_seconds"),
-    (dict(reconnect_delay=Constant(0.0)), "reconnect_delay"),
+    (dict(strategy="fibonacci"), "strategy"),
+    (dict(backoff_base=2.0, backoff_cap=1.0), "backoff_cap"),
+    (dict(backoff_multiplier=0.5), "backoff_multiplier"),
 ])
 def test_bad_parameters_name_the_parameter(changes: dict, parameter: str) -> None:
     with pytest.raises(ParameterError) as err:

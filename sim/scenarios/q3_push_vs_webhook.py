@@ -50,7 +50,9 @@ import pandas as pd
 import simpy
 
 from sim.components import frames
+from sim.components.backoff import Textbook
 from sim.components.client import CONNECTED, Client
+from sim.components.resilient_client import ReconnectTracker, ResilientClient
 from sim.components.long_polling import LongPollingServer, LongPollingSpec
 from sim.components.polling import ParkableLongPollingClient, ShortPoller, ShortPollingServer
 from sim.components.server import Server, ServerSpec
@@ -68,6 +70,8 @@ START = 5.0
 """The first event comes after this warm-up, in seconds: every transport is set up by then."""
 
 CLOSE_CODES = frames.CLOSE_CODES  # what each code means, for the notebook
+RETRY_S = 1.0
+"""The WebSocket consumer's pause between failed connection attempts (an application choice)."""
 
 
 @dataclass(frozen=True)
@@ -158,11 +162,12 @@ class WebSocketChannel:
         self.ctx, self.env, self.net, self.p, self.on_event = ctx, ctx.env, net, p, on_event
         spec = ServerSpec(memory_per_connection_bytes=p.memory_per_connection_bytes)
         self.server = Server(ctx, PROVIDER, spec, net, on_data=self._on_client_frame)
-        self.client: Client | None = None
+        self.client: ResilientClient | None = None
+        self.reconnect = Textbook("constant", base=RETRY_S, cap=RETRY_S)
+        self.tracker = ReconnectTracker()
         self.buffer: list[int] = []
         """Seqs the server can replay (the last ``ws_buffer`` events)."""
         self.last_seq = -1
-        self.handshakes = 0
         self.not_sent = 0
         """Events published while the server had no connection (lost unless buffered)."""
         self.close_codes: dict[int, int] = {}
@@ -174,16 +179,16 @@ class WebSocketChannel:
             self.env.timeout(start).callbacks.append(lambda _e: self._outage_starts())
             self.env.timeout(end).callbacks.append(lambda _e: self._restart())
 
-    def _connect(self) -> None:
-        self.client = Client(self.ctx, CONSUMER, self.net, PROVIDER, connect_timeout=10.0,
-                             on_message=self._on_event, on_connect=self._on_connect)
-        self.handshakes += 1
-        client = self.client
-        client.connect().callbacks.append(lambda e: self._connect_failed(client, e.value))
+    @property
+    def handshakes(self) -> int:
+        """WebSocket handshakes attempted, by every consumer process."""
+        return sum(self.tracker.attempts.values())
 
-    def _connect_failed(self, client: Client, outcome: str) -> None:
-        if outcome != "accepted" and client is self.client:  # e.g. a lost handshake: try again
-            self.env.timeout(1.0).callbacks.append(lambda _e: self._connect() if client is self.client else None)
+    def _connect(self) -> None:
+        # a new consumer process: it connects, and tries again every RETRY_S while that fails
+        self.client = ResilientClient(self.ctx, CONSUMER, self.net, PROVIDER, self.reconnect, self.tracker,
+                                      connect_timeout=10.0, on_message=self._on_event, on_connect=self._on_connect)
+        self.client.start()
 
     def _on_connect(self, client: Client) -> None:
         self._connected_since = max(self.env.now, START)  # the cost window opens at START
@@ -224,7 +229,8 @@ class WebSocketChannel:
             self.close_codes[frames.ABNORMAL_CLOSURE] = self.close_codes.get(frames.ABNORMAL_CLOSURE, 0) + 1
 
     def _restart(self) -> None:
-        self._connect()  # a new process: the old Client object is gone, its connection unknown to it
+        self.client.abandon()  # the old process is gone, and its connection unknown to the new one
+        self._connect()
 
     def _account_connected(self) -> None:
         if not math.isnan(self._connected_since):

@@ -8,8 +8,9 @@ publication hands it to the broker, which must bring it to every node, which pus
 clients (see :mod:`sim.components.broker`). During publishing:
 
 * node ``restart_node`` crashes at ``restart_at`` and comes back ``restart_downtime`` seconds
-  later. Its clients see the connection reset and reconnect after ``reconnect_delay``, each to
-  a node chosen at random among those up (a load balancer with health checks);
+  later. Its clients see the connection reset and reconnect with their backoff (``strategy``,
+  ``backoff_*``; by default a wait drawn from U(0, 2 s) before each attempt), each to a node
+  chosen at random among those up (a load balancer with health checks, the ``random`` policy);
 * the last subscriber closes its connection at ``disconnect_at`` and reconnects
   ``disconnect_for`` seconds later (through the load balancer too).
 
@@ -50,7 +51,10 @@ from sim import data
 from sim.components.broker import (
     ACK, COMMIT_POLICIES, PUBLISH, SUBSCRIBE, LogBroker, LogNode, Publication, PubSubBroker, PubSubNode, bus,
 )
-from sim.components.client import CONNECTED, DISCONNECTED, Client
+from sim.components.backoff import PRESETS, STRATEGIES, make_backoff
+from sim.components.client import CONNECTED, Client
+from sim.components.load_balancer import ClientKey, LoadBalancer
+from sim.components.resilient_client import ReconnectTracker, ResilientClient
 from sim.components.server import Server
 from sim.core import (
     Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, param,
@@ -83,8 +87,11 @@ class BrokerFanoutParams(Params):
     restart_at: float | None = param(20.0, ge=0, unit="s", none_means="no restart",
                                      help="when that node's process crashes")
     restart_downtime: float = param(5.0, ge=0, unit="s", help="how long it stays down")
-    reconnect_delay: Distribution = param(Uniform(0.0, 2.0), unit="s",
-                                          help="wait before each reconnection attempt after a reset (jitter)")
+    strategy: str = param("full_jitter", help="clients' reconnect backoff: " + ", ".join(STRATEGIES + PRESETS))
+    backoff_base: float = param(2.0, gt=0, unit="s", help="textbook strategies: first delay (base)")
+    backoff_multiplier: float = param(1.0, ge=1, help="textbook strategies: growth factor per attempt "
+                                                      "(1: the same U(0, base) wait before every attempt)")
+    backoff_cap: float = param(2.0, gt=0, unit="s", help="textbook strategies: largest delay (cap)")
     disconnect_at: float | None = param(35.0, ge=0, unit="s", none_means="nobody leaves",
                                         help="when the last subscriber closes its connection")
     disconnect_for: float = param(10.0, ge=0, unit="s", help="how long it stays away before reconnecting")
@@ -116,8 +123,12 @@ class BrokerFanoutParams(Params):
         if self.restart_at is not None and self.nodes < 2:
             raise ParameterError("restart_at", "needs nodes >= 2 (the clients reconnect to another node), "
                                                "or none")
-        if not self.reconnect_delay.mean > 0:
-            raise ParameterError("reconnect_delay", f"must have a mean > 0 s, got {self.reconnect_delay.spec()}")
+        self.backoff()  # raises on a bad strategy or backoff_* value, naming it
+
+    def backoff(self):
+        """The subscribers' reconnect policy."""
+        return make_backoff(self.strategy, base=self.backoff_base, multiplier=self.backoff_multiplier,
+                            cap=self.backoff_cap)
 
     @property
     def brokers(self) -> tuple[str, ...]:
@@ -129,23 +140,32 @@ class BrokerFanoutParams(Params):
 
 
 class _Subscriber:
-    """One subscribing client: its connection, reconnection loop and what it received."""
+    """One subscribing client: its resilient connection through the load balancer, and what it received."""
 
-    __slots__ = ("run", "index", "client", "away", "reconnects", "max_seen", "out_of_order")
+    __slots__ = ("run", "index", "client", "connects", "max_seen", "out_of_order")
 
     def __init__(self, run: "_Run", index: int) -> None:
         self.run = run
         self.index = index
-        self.client = Client(run.ctx, f"s{index}", run.net, run.servers[index % len(run.servers)].name,
-                             on_message=self._on_message, on_disconnect=self._on_disconnect,
-                             on_connect=self._on_connect)
-        self.away = False
-        self.reconnects = 0
+        name = f"s{index}"
+        self.client = ResilientClient(run.ctx, name, run.net, None, run.backoff, run.tracker, run.jitter,
+                                      router=run.lb, key=ClientKey(name, index), on_message=self._on_message,
+                                      on_connect=self._on_connect)
+        self.connects = 0
         self.max_seen: dict[object, int] = {}
         """Per ordering key (publisher for pubsub, partition for the log), the highest sequence delivered first-time."""
         self.out_of_order = 0
 
+    @property
+    def reconnects(self) -> int:
+        return max(0, self.connects - 1)
+
+    def start(self) -> None:
+        """Connect to node ``index mod nodes``; afterwards, reconnect through the load balancer."""
+        self.client.start(self.run.lb.backend(self.run.servers[self.index % len(self.run.servers)].name))
+
     def _on_connect(self, client: Client) -> None:
+        self.connects += 1
         client.send((SUBSCRIBE,))
 
     def _on_message(self, client: Client, payload) -> None:
@@ -160,35 +180,15 @@ class _Subscriber:
         if self.run.kind == "log":
             client.send((ACK, order_key, order_value))  # processed: the node may commit
 
-    def _on_disconnect(self, _client: Client, _how: str, _code: int) -> None:
-        self.run.env.process(self.reconnect())
-
-    def reconnect(self):
-        run = self.run
-        while True:
-            yield run.env.timeout(run.reconnect_delay.sample())
-            if self.away or self.client.state != DISCONNECTED:
-                return
-            up = [s for s in run.servers if s.up]
-            if not up:
-                continue
-            self.client.server = up[int(run.lb.integers(len(up)))].name
-            outcome = yield self.client.connect()
-            if outcome == "accepted":
-                self.reconnects += 1
-                return
-
     def leave(self):
         """Close the connection for ``disconnect_for`` seconds, then reconnect through the load balancer."""
         p, env = self.run.p, self.run.env
         yield env.timeout(p.disconnect_at - env.now)
-        self.away = True
-        if self.client.state == CONNECTED:
-            self.client.close()
+        if not self.connects:
+            return  # not subscribed yet: nothing to leave (its consumer group would start at the end)
+        self.client.stop()
         yield env.timeout(p.disconnect_for)
-        self.away = False
-        if self.client.state == DISCONNECTED:
-            yield from self.reconnect()
+        self.client.resume()
 
 
 class _Run:
@@ -200,9 +200,11 @@ class _Run:
         self.ctx = ctx = Context(seed)
         self.env = ctx.env
         self.net = net = Network(ctx, LinkSpec(latency=p.latency, fifo=True))  # fifo: TCP streams
-        self.lb = ctx.rng("lb")
-        self.reconnect_delay = p.reconnect_delay.bind(ctx.rng("reconnect"))
         self.servers = [Server(ctx, f"node-{i}", network=net) for i in range(p.nodes)]
+        self.lb = LoadBalancer(ctx, "random", [s.name for s in self.servers])
+        self.backoff = p.backoff()
+        self.tracker = ReconnectTracker()
+        self.jitter = Uniform(0.0, 1.0).bind(ctx.rng("reconnect")).sample
         broker_link = LinkSpec(latency=p.broker_latency, fifo=True)
         for server in self.servers:
             net.link(bus(server.name), BROKER, broker_link)
@@ -264,14 +266,16 @@ class _Run:
         yield env.timeout(p.restart_at - env.now)
         server.crash()
         adapter.crash()
+        self.lb.mark_down(server.name)  # health checks: reconnections go to the nodes that are up
         yield env.timeout(p.restart_downtime)
         server.restart()
         adapter.restart()
+        self.lb.mark_up(server.name)
 
     def execute(self) -> tuple[dict, pd.DataFrame]:
         env, p = self.env, self.p
         for s in self.subscribers:
-            s.client.connect()
+            s.start()
         for j in range(p.publishers):
             env.process(self._publisher(j))
         if p.restart_at is not None:

@@ -5,7 +5,9 @@ seconds and send them to one server over a persistent connection. Each client's 
 it stays up for ``uptime`` seconds, then is cut for ``outage`` seconds. The cut drops every
 frame crossing it, including those already in flight. The link also loses each frame with
 probability ``loss``. A client notices a dead connection by its heartbeat timeout and then
-tries to reconnect every ``retry_interval`` seconds. Three designs are compared:
+reconnects at once, and every ``retry_interval`` seconds while that fails (a
+:class:`~sim.components.resilient_client.ResilientClient` with a table backoff). Three designs
+are compared:
 
 * ``none``: send only when connected, otherwise drop (the course's answer without a buffer).
   Messages produced offline are lost, and so are messages sent into a connection that is dying
@@ -41,8 +43,10 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from sim.components.backoff import Table
 from sim.components.client import CONNECTED, Client
 from sim.components.outbox import OVERFLOW_POLICIES, Deduplicator, DirectSender, Outbox
+from sim.components.resilient_client import ResilientClient
 from sim.components.server import Server
 from sim.core import (
     Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, param,
@@ -128,9 +132,10 @@ class _Station:
         p = run.p
         self.run = run
         self.name = name
-        self.client = Client(run.ctx, name, run.net, SERVER, connect_timeout=p.connect_timeout,
-                             heartbeat_interval=p.heartbeat_interval, heartbeat_timeout=p.heartbeat_timeout,
-                             on_message=self._on_message, on_disconnect=self._on_disconnect)
+        self.client = ResilientClient(run.ctx, name, run.net, SERVER, run.reconnect, connect_timeout=p.connect_timeout,
+                                      heartbeat_interval=p.heartbeat_interval, heartbeat_timeout=p.heartbeat_timeout,
+                                      on_message=self._on_message, on_disconnect=self._on_disconnect,
+                                      on_connect=self._on_connect)
         if mode == "none":
             self.sender: Outbox | DirectSender = DirectSender(self.client)
         else:
@@ -149,7 +154,7 @@ class _Station:
         env.process(self._produce(env, Exponential(p.rate).bind(ctx.rng(f"produce.{self.name}"))))
         env.process(self._flap(env, p.uptime.bind(ctx.rng(f"link.{self.name}.uptime")),
                                p.outage.bind(ctx.rng(f"link.{self.name}.outage"))))
-        env.process(self._connect())
+        self.client.start()
 
     # --- processes ------------------------------------------------------------------------
     def _produce(self, env: simpy.Environment, interarrival: Distribution):
@@ -176,27 +181,16 @@ class _Station:
             self.link_down_until = env.now + down
             yield env.timeout(down)
 
-    def _connect(self):
-        env = self.run.env
-        while not self.stopping:
-            outcome = yield self.client.connect()
-            if outcome == "accepted":
-                self.up_since = env.now
-                self.sender.connected()  # replay what the outbox holds
-                return
-            if self.stopping:
-                return
-            yield env.timeout(self.run.p.retry_interval)
-
     # --- callbacks --------------------------------------------------------------------------
+    def _on_connect(self, _client: Client) -> None:
+        self.up_since = self.run.env.now
+        self.sender.connected()  # replay what the outbox holds
     def _on_message(self, _client: Client, payload) -> None:
         self.sender.handle(payload)
 
     def _on_disconnect(self, _client: Client, _how: str, _code: int) -> None:
         self._count_uptime()
-        self.disconnects += 1
-        if not self.stopping:
-            self.run.env.process(self._connect())
+        self.disconnects += 1  # the client reconnects by itself, following its backoff
 
     def _on_overflow(self, seq: int, _body) -> None:
         self.run.overflow_keys.append((self.name, seq))
@@ -214,7 +208,7 @@ class _Station:
         self.stopping = True
         if self.client.state == CONNECTED:
             self._count_uptime()
-        self.client.close()  # no more heartbeats; an attempt in progress is abandoned
+        self.client.stop()  # no more heartbeats or attempts; an attempt in progress is abandoned
         self.run.station_finished()
 
 
@@ -228,6 +222,8 @@ class _Run:
         self.env = ctx.env
         self.net = Network(ctx, LinkSpec(latency=p.latency, loss=p.loss, fifo=True))  # fifo: a TCP stream
         self.ledger = _Ledger(self.env)
+        # at once after a loss, then every retry_interval while attempts fail
+        self.reconnect = Table([0.0], p.retry_interval, name="retry_interval")
         self.receiver = Deduplicator(self.ledger.apply, dedupe=mode == "buffer_dedupe", ack=mode != "none")
         self.server = Server(ctx, SERVER, network=self.net, on_data=self.receiver.on_data)
         self.overflow_keys: list[tuple[str, int]] = []
