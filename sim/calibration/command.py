@@ -49,6 +49,8 @@ def add_parser(sub) -> None:
     p.add_argument("--admission-burst", type=int, default=None, help="reconnect-storm: bucket size (default 20)")
     p.add_argument("--downtime", type=float, default=None, help="reconnect-storm: s the server stays down (default 2)")
     p.add_argument("--time-limit", type=float, default=None, help="reconnect-storm: s allowed after the restart (default 30)")
+    p.add_argument("--backlog", type=int, default=None, help="reconnect-storm: the server's listen backlog (default 100, "
+                                                               "asyncio's; the kernel caps it at net.core.somaxconn)")
     p.add_argument("--repeat", type=int, default=1, help="real runs per strategy, for the run-to-run spread (default 1)")
     p.add_argument("--model-seeds", type=int, default=5, help="model runs per strategy, pooled (default 5)")
     p.add_argument("--seed", type=int, default=1, help="first seed (default 1)")
@@ -76,7 +78,7 @@ def _storm_setups(args):
     from sim.calibration.reconnect import JITTERED, StormSetup
 
     defaults = dict(clients=1_000, backoff_base=0.5, backoff_cap=4.0, admission_rate=200.0, admission_burst=20,
-                    downtime=2.0, time_limit=30.0)
+                    downtime=2.0, time_limit=30.0, backlog=100)
     chosen = {k: getattr(args, k) for k in defaults if getattr(args, k) is not None}
     values = {**defaults, **chosen}
     strategies = [s.strip() for s in (args.strategy or ",".join(JITTERED)).split(",") if s.strip()]
