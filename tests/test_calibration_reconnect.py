@@ -127,3 +127,18 @@ def test_small_calibration_agrees_within_the_measured_run_to_run_spread():
         assert abs(difference) <= tolerance[metric], (metric, summary[metric], model[metric], tolerance[metric])
     ks = rc.ks_distance(real.reconnect_s, np.concatenate([r["reconnect_s"] for r in runs]))
     assert ks <= tolerance["ks_distance"]
+
+
+def test_stored_results_read_back_for_the_notebooks():
+    """The notebooks show stored results without a server: they load and their captions hold numbers."""
+    from sim.calibration import stored
+
+    for name in ("reconnect-storm", "reconnect-storm-ci"):
+        result = stored.load(name)
+        assert {"date_utc", "python", "websockets", "platform"} <= set(result["machine"])
+        table = stored.storm_table(result)
+        assert set(table["metric"]) >= {"reconnect_p50_s", "reconnect_p99_s", "ks_distance"}
+        assert "real clients" in stored.storm_caption(result)
+    redis_result = stored.load("broker-fanout")
+    assert "redis_server" in redis_result["machine"]
+    assert "Stream" in stored.broker_caption(redis_result)
