@@ -10,13 +10,34 @@ Quick use::
     import sim
     result = sim.run("queue", seed=1, arrival_rate=0.9)
     result.summary
+
+``import sim`` stays light (the command line starts in a few hundredths of a second): the
+registry imports its heavy parts when a scenario is looked up, and the names in ``_LAZY``
+load on first use (PEP 562).
 """
 
 __version__ = "0.1.0"
 
-from sim import theory  # noqa: E402
 from sim.core.registry import add_source, get, list_scenarios, run  # noqa: E402
 
 add_source("sim.scenarios")  # the core never imports the scenarios itself: it is told where they are
 
+# public name -> module that defines it (imported on first access); None: a submodule
+_LAZY = {"theory": None}
+
 __all__ = ["__version__", "get", "list_scenarios", "run", "theory"]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sim' has no attribute {name!r}")
+    import importlib
+
+    module = _LAZY[name]
+    value = importlib.import_module(f"sim.{name}") if module is None else getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

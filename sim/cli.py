@@ -1,20 +1,40 @@
-"""The command line: ``python -m sim list | describe NAME | run NAME | course``.
+"""The command line: ``python -m sim list | describe | run | sweep | course``.
 
 Every mistake in what the user typed (unknown scenario or parameter, wrong type, value out
-of range) ends with exit status 2 and one line on stderr naming the parameter and what is
-allowed, never a traceback.
+of range, an output directory that cannot be written) ends with exit status 2 and one line on
+stderr naming what is wrong and what is allowed, never a traceback.
+
+Start-up is kept short: this module imports nothing heavy, ``list`` and ``describe`` read the
+cached catalog (:mod:`sim.catalog`), and numpy/pandas load only when something runs.
+
+Adding a subcommand takes a few lines: declare its arguments with :func:`subcommand` and name
+its handler as ``"module:function"`` (imported only when the command is used)::
+
+    @subcommand("live", help="serve live metrics", handler="sim.monitoring.live:main")
+    def _live(parser):
+        parser.add_argument("--port", type=int, default=0)
+
+The handler receives the parsed ``argparse.Namespace`` and returns the exit status; it raises
+:class:`sim.core.errors.UserError` (or a subclass) for bad input. A command that lives in its own
+module with ``add_parser(subparsers)`` and ``main(args)`` is one line: ``external("name", "module")``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
-from sim.core.errors import ParameterError, UserError
+PROG = "python -m sim"
+WIDTH = 100  # what `describe` and the help fit in
 
 EPILOG = """examples:
   python -m sim list
@@ -28,6 +48,10 @@ Times are in seconds and rates per second everywhere. The same seed always gives
 same numbers."""
 
 
+class CliError(Exception):
+    """A usage mistake found by the command line itself (exit 2, one line)."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage mistake in one line (exit 2) instead of usage + error."""
 
@@ -35,39 +59,39 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m sim", description="Simulations and notebooks of the real-time systems course.",
-                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
-    sub.add_parser("list", help="list every scenario with a one-line description")
-
-    describe = sub.add_parser("describe", help="show a scenario's parameters: type, default, unit, allowed values")
-    describe.add_argument("name", help="scenario name (see `list`)")
-
-    run = sub.add_parser("run", help="run one scenario and print or save its results",
-                         description="Run one scenario. Without --out, print the summary table; with --out DIR, "
-                                     "write DIR/summary.csv, one CSV per time series and DIR/params.json.")
-    run.add_argument("name", help="scenario name (see `list`)")
-    run.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE", nargs="+",
-                     help="set a parameter (repeatable); see `describe NAME` for names and allowed values")
-    run.add_argument("--seed", type=_seed, default=1, help="random seed, an integer >= 0 (default: 1)")
-    run.add_argument("--out", type=Path, metavar="DIR", help="directory for summary.csv, series CSVs and params.json")
-
-    course = sub.add_parser("course", help="execute every notebook headless and write the HTML course",
-                            description="Execute every notebook in NOTEBOOKS and write one HTML page per notebook "
-                                        "plus index.html into OUT.")
-    course.add_argument("--notebooks", type=Path, default=None, help="notebook directory (default: ./notebooks)")
-    course.add_argument("--out", type=Path, default=Path("build/course"), help="output directory (default: build/course)")
-    course.add_argument("--timeout", type=_positive, default=600.0, help="seconds allowed per cell (default: 600)")
-
-    from sim.calibration.command import add_parser as add_calibrate
-
-    add_calibrate(sub)
-    return parser
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    help: str
+    description: str | None
+    arguments: Callable[[argparse.ArgumentParser], None] | None
+    handler: str | Callable[[argparse.Namespace], int]
+    module: str | None = None  # external(): a module with add_parser(subparsers) and main(args)
 
 
+SUBCOMMANDS: list[Subcommand] = []
+
+
+def subcommand(name: str, *, help: str, handler: str | Callable[[argparse.Namespace], int],
+               description: str | None = None):
+    """Register ``python -m sim NAME``: decorates a function that adds the command's arguments."""
+    def register(arguments: Callable[[argparse.ArgumentParser], None]):
+        if any(s.name == name for s in SUBCOMMANDS):
+            raise ValueError(f"subcommand {name!r} is registered twice")
+        SUBCOMMANDS.append(Subcommand(name, help, description, arguments, handler))
+        return arguments
+    return register
+
+
+def external(name: str, module: str) -> None:
+    """Register ``python -m sim NAME`` from ``module``'s ``add_parser(subparsers)`` and ``main(args)``
+    (the module is imported to build the parser: keep its top-level imports light)."""
+    if any(s.name == name for s in SUBCOMMANDS):
+        raise ValueError(f"subcommand {name!r} is registered twice")
+    SUBCOMMANDS.append(Subcommand(name, "", None, None, f"{module}:main", module))
+
+
+# --- argument types --------------------------------------------------------------------------
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -78,65 +102,282 @@ def _seed(text: str) -> int:
     return value
 
 
-def _positive(text: str) -> float:
+MAX_CELL_TIMEOUT = 7 * 86400.0
+
+
+def _cell_timeout(text: str) -> float | None:
+    if text.strip().lower() in ("none", "off", "unlimited"):
+        return None
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+        value = math.nan
+    if not (0 < value <= MAX_CELL_TIMEOUT):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0 and <= {MAX_CELL_TIMEOUT:.0f} "
+                                         f"(a week), or none for no limit; got {text!r}")
     return value
 
 
-def _settings(pairs: list[list[str]]) -> dict[str, str]:
+def _workers(text: str) -> str:
+    value = text.strip().lower()
+    number = value[5:] if value.startswith("dask:") else value
+    if value != "auto" and not (number.isdigit() and int(number) >= 1):
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, auto (every core) or dask:N "
+                                         f"(a local Dask cluster of N workers); got {text!r}")
+    return value
+
+
+# --- the subcommands -------------------------------------------------------------------------
+def _scenario_name(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", metavar="SCENARIO", help="scenario name (see `list`)")
+
+
+def _set_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE", nargs="+",
+                        help="set a parameter (repeatable, each key once); see `describe SCENARIO` for names "
+                             "and allowed values")
+
+
+def _out_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--out", metavar="DIR", help=what)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a directory that holds another run's results (never mixes old and new)")
+
+
+SEEDS_HELP = ("seeds: START:STOP (STOP excluded, like range: 0:20 is the 20 seeds 0..19), "
+              "START:STOP:STEP, a list A,B,C or one seed")
+
+
+@subcommand("list", help="list every scenario with a one-line description", handler=lambda args: _list())
+def _list_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+@subcommand("describe", help="show a scenario's parameters: type, default, unit, allowed values",
+            handler=lambda args: _describe(args.name))
+def _describe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="SCENARIO", help="scenario name (see `list`)")
+
+
+@subcommand("run", help="run one scenario and print or save its results", handler=lambda args: _run(args),
+            description="Run one scenario. Without --out, print the summary table; with --out DIR, write "
+                        "DIR/summary.csv, one CSV per time series and DIR/params.json (atomically).")
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    _scenario_name(parser)
+    _set_option(parser)
+    parser.add_argument("--seed", type=_seed, default=None, help="random seed, an integer >= 0 (default: 1)")
+    _out_options(parser, "directory for summary.csv, series CSVs and params.json")
+
+
+@subcommand("course", help="execute every notebook headless and write the HTML course",
+            handler=lambda args: _course(args),
+            description="Execute every notebook in NOTEBOOKS and write one HTML page per notebook plus "
+                        "index.html into OUT. The course is built in a temporary directory and renamed into "
+                        "place: an interrupted build leaves the previous course intact.")
+def _course_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--notebooks", default=None, help="notebook directory (default: ./notebooks)")
+    parser.add_argument("--out", default="build/course", help="output directory (default: build/course)")
+    parser.add_argument("--timeout", type=_cell_timeout, default=600.0,
+                        help="seconds allowed per cell, or none (default: 600)")
+    parser.add_argument("--param", dest="params", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a notebook parameter (a name in a cell tagged `parameters`), as "
+                             "papermill -p does; repeatable; applies to every notebook that declares NAME")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a directory holding files other than an earlier course build's")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Simulations and notebooks of the real-time systems course.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for command in SUBCOMMANDS:
+        if command.module is not None:
+            import importlib
+
+            importlib.import_module(command.module).add_parser(sub)
+        else:
+            command.arguments(sub.add_parser(command.name, help=command.help, description=command.description))
+    return parser
+
+
+# --- commands in their own modules ---------------------------------------------------------------
+external("calibrate", "sim.calibration.command")
+
+
+# --- shared helpers --------------------------------------------------------------------------
+def pairs(groups: list[list[str]], option: str) -> dict[str, str]:
+    """``[["a=1", "b=2"], ["c=3"]] -> {"a": "1", ...}``; a key given twice is refused."""
     out: dict[str, str] = {}
-    for pair in (p for group in pairs for p in group):
+    for pair in (p for group in groups for p in group):
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ParameterError("--set", f"takes KEY=VALUE, got {pair!r}")
-        out[key.strip()] = value
+        key = key.strip()
+        if not sep or not key:
+            raise CliError(f"{option}: takes KEY=VALUE, got {pair!r}")
+        if key in out:
+            raise CliError(f"{option}: {key} is given twice ({key}={out[key]} and {key}={value}); give it once")
+        out[key] = value
     return out
 
 
-def _list() -> int:
-    from sim.core.registry import list_scenarios
+def resolve_name(args: argparse.Namespace, *options: str) -> str:
+    """The scenario name, also when it was typed after a greedy option (``run --set servers=2 queue``)."""
+    if args.name is not None:
+        return args.name
+    for option in options:
+        groups = getattr(args, option)
+        if groups and groups[-1] and "=" not in groups[-1][-1]:
+            return groups[-1].pop()
+    raise CliError(f"{args.command}: give the scenario name, e.g. `{PROG} {args.command} queue --set KEY=VALUE` "
+                   f"(see `{PROG} list`)")
 
-    rows = [(s.name, s.description) for s in list_scenarios()]
+
+def check_keys(name: str, keys: Sequence[str], option: str) -> None:
+    """Refuse parameter names the scenario does not have, before anything heavy is imported."""
+    from sim import catalog
+
+    known = [p["name"] for p in catalog.find(name)["params"]]
+    for key in keys:
+        if key not in known:
+            raise CliError(f"{key}: unknown parameter of {name} (in {option}); known: {', '.join(known)}")
+
+
+# --- list / describe -------------------------------------------------------------------------
+def _list() -> int:
+    from sim import catalog
+
+    rows = [(s["name"], s["description"]) for s in catalog.load()["scenarios"]]
     width = max(len(n) for n, _ in rows)
     for name, description in rows:
         print(f"{name:<{width}}  {description}")
     return 0
 
 
-def _describe(name: str) -> int:
-    from sim.core.registry import get
+def readable_spec(text: str) -> str:
+    """Numbers inside a default such as ``exponential:2.3148148148148147e-05`` written with 6 digits."""
+    import re
 
-    sc = get(name)
-    print(f"{sc.name}: {sc.description}\n")
-    table = pd.DataFrame([vars(p) for p in sc.params_type.describe()])
-    with pd.option_context("display.max_colwidth", 80, "display.width", 200):
-        print(table.to_string(index=False))
-    print(f"\nSet any of them with: python -m sim run {sc.name} --set NAME=VALUE")
+    return re.sub(r"-?\d+\.\d+(?:e[-+]?\d+)?|-?\d+e[-+]?\d+", lambda m: f"{float(m.group()):.6g}", text)
+
+
+def describe_text(entry: dict, grammar: str, width: int = WIDTH) -> str:
+    """A scenario's parameters as text that fits ``width`` columns."""
+    lines = textwrap.wrap(f"{entry['name']}: {entry['description']}", width) + [""]
+    rows = []
+    uses_grammar = False
+    for p in entry["params"]:
+        allowed = p["allowed"]
+        if grammar in allowed:
+            allowed, uses_grammar = allowed.replace(grammar, "a distribution (*)"), True
+        rows.append((p["name"], p["type"], readable_spec(p["default"]), p["unit"], allowed, p["help"]))
+    header = ("parameter", "type", "default", "unit", "allowed")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header[:4])] if rows else [0] * 4
+    widths = [min(w, cap) for w, cap in zip(widths, (30, 13, 22, 6))]
+    indent = " " * 4
+
+    def line(cells: Sequence[str]) -> list[str]:
+        head = "  ".join(c.ljust(w) for c, w in zip(cells[:4], widths))
+        rest = cells[4]
+        if len(head) + 2 + len(rest) <= width:
+            return [(head + "  " + rest).rstrip()]
+        # too wide: the allowed values go under the row, indented
+        return [head.rstrip(), *textwrap.wrap(rest, width, initial_indent=indent, subsequent_indent=indent)]
+
+    lines += line(header)
+    for row in rows:
+        lines += line(row[:5])
+        if row[5]:
+            lines += textwrap.wrap(row[5], width, initial_indent=indent, subsequent_indent=indent)
+    if uses_grammar:
+        lines += ["", *textwrap.wrap(f"(*) distributions: {grammar}", width, subsequent_indent=indent)]
+    lines += ["", f"Set any of them with: {PROG} run {entry['name']} --set NAME=VALUE"]
+    return "\n".join(lines)
+
+
+def _describe(name: str) -> int:
+    from sim import catalog
+
+    print(describe_text(catalog.find(name), catalog.load()["distribution_grammar"]))
     return 0
 
 
-def _run(name: str, settings: dict[str, str], seed: int, out: Path | None) -> int:
-    from sim.core.registry import get
+# --- run ---------------------------------------------------------------------------------------
+def _run(args: argparse.Namespace) -> int:
+    name = resolve_name(args, "settings")
+    settings = pairs(args.settings, "--set")
+    check_keys(name, list(settings), "--set")
+    if args.out is not None:
+        from sim.core.result import check_output_dir
+
+        check_output_dir(args.out)  # before running: nothing computed is lost to a bad path
+    from sim.core.registry import DEFAULT_SEED, get
 
     sc = get(name)
     params = sc.params_type.from_strings(settings)
-    result = sc.run(params, seed)
-    if out is None:
+    result = sc.run(params, DEFAULT_SEED if args.seed is None else args.seed)
+    if args.out is None:
         print(format_summary(result.summary))
     else:
-        for path in result.write(out):
+        for path in result.write(args.out, overwrite=args.overwrite):
             print(path)
     return 0
 
 
+# --- readable numbers ------------------------------------------------------------------------
+SIGNIFICANT = 4
+NAN_NOTE = ("NaN: not defined for this run (a mean or percentile of no observations, e.g. no reconnection "
+            "happened, or a confidence interval from fewer than 2 replications or seeds)")
+INF_NOTE = "inf: unbounded (e.g. a queue whose arrival rate reaches its capacity has no finite mean wait)"
+
+
+def format_number(value: object) -> str:
+    """A number as a person writes it: ``2`` not ``2.000000e+00``, 4 significant digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "dtype"):
+        return str(value)
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    magnitude = math.floor(math.log10(abs(x)))
+    if -4 <= magnitude < 15:
+        decimals = max(0, SIGNIFICANT - 1 - magnitude)
+        text = f"{x:.{decimals}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    mantissa, _, exponent = f"{x:.{SIGNIFICANT - 1}e}".partition("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{exponent}"
+
+
 def format_summary(summary: pd.DataFrame, width: int = 120) -> str:
-    """The summary as text that fits a terminal: one column per configuration when it is wide."""
-    with pd.option_context("display.max_columns", None, "display.width", 10_000, "display.max_rows", None):
+    """The summary as text that fits a terminal: readable numbers, one column per configuration when
+    it is wide, and one footnote when a NaN or inf needs explaining."""
+    import pandas as pd
+
+    shown = summary.copy()
+    notes = []
+    for column in shown.columns:
+        values = shown[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            shown[column] = [format_number(v) for v in values]
+    cells = {str(v) for v in shown.to_numpy().ravel()}
+    if "NaN" in cells:
+        notes.append(NAN_NOTE)
+    if "inf" in cells or "-inf" in cells:
+        notes.append(INF_NOTE)
+    text = _fit(shown, width)
+    return text + "".join(f"\n\n{note}" for note in notes)
+
+
+def _fit(summary: pd.DataFrame, width: int) -> str:
+    import pandas as pd
+
+    with pd.option_context("display.max_columns", None, "display.width", 10_000, "display.max_rows", None,
+                           "display.max_colwidth", 200):
         text = summary.to_string(index=False)
         if max(map(len, text.splitlines()), default=0) <= width:
             return text
@@ -144,38 +385,71 @@ def format_summary(summary: pd.DataFrame, width: int = 120) -> str:
         if len(summary) == 1:
             return summary.T.to_string(header=False)
         first = summary.iloc[:, 0]
-        if not pd.api.types.is_numeric_dtype(first) and first.is_unique:  # e.g. mode names: use them as headers
+        if first.is_unique and not all(_is_number(v) for v in first):  # e.g. mode names: use them as headers
             return summary.set_index(summary.columns[0]).T.to_string()
         return summary.T.to_string()
+
+
+def _is_number(text: object) -> bool:
+    try:
+        float(str(text))
+    except ValueError:
+        return False
+    return True
+
+
+# --- course ------------------------------------------------------------------------------------
+def _course(args: argparse.Namespace) -> int:
+    from sim.core.result import check_output_dir
+
+    check_output_dir(args.out)
+    if args.notebooks is not None and not Path(args.notebooks).is_dir():
+        raise CliError(f"--notebooks: {args.notebooks!r} is not a directory")
+    from sim.course import build_course, parse_params
+
+    params = parse_params(args.params)
+    return build_course(Path(args.notebooks) if args.notebooks else None, Path(args.out),
+                        cell_timeout=args.timeout, parameters=params, overwrite=args.overwrite)
+
+
+# --- entry point -------------------------------------------------------------------------------
+def _handler(command: Subcommand) -> Callable[[argparse.Namespace], int]:
+    if callable(command.handler):
+        return command.handler
+    import importlib
+
+    module, _, function = command.handler.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "list":
-            return _list()
-        if args.command == "describe":
-            return _describe(args.name)
-        if args.command == "run":
-            return _run(args.name, _settings(args.settings), args.seed, args.out)
-        if args.command == "course":
-            from sim.course import build_course
-
-            return build_course(args.notebooks, args.out, cell_timeout=args.timeout)
-        if args.command == "calibrate":
-            from sim.calibration.command import main as calibrate
-
-            return calibrate(args)
-    except UserError as err:
-        print(f"python -m sim: error: {err}", file=sys.stderr)
+        command = next(c for c in SUBCOMMANDS if c.name == args.command)
+        return _handler(command)(args)
+    except CliError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("python -m sim: interrupted", file=sys.stderr)
+        print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `python -m sim run ... | head`: the reader left, nothing is wrong
-        sys.stderr.close()
+        _quiet_stdout()
         return 0
-    return 2
+    except Exception as err:
+        errors = sys.modules.get("sim.core.errors")  # loaded whenever a UserError can have been raised
+        if errors is not None and isinstance(err, errors.UserError):
+            print(f"{PROG}: error: {err}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _quiet_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

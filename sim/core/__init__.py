@@ -1,19 +1,35 @@
 """The simulation core: context and random streams, distributions, network, metrics,
-parameters, results and the scenario registry. Nothing here knows about a real system."""
+parameters, results and the scenario registry. Nothing here knows about a real system.
 
-from sim.core.context import Context
-from sim.core.distributions import (
-    Constant, Distribution, Empirical, Exponential, LogNormal, TruncatedNormal, Uniform, parse_distribution,
-)
-from sim.core.errors import ParameterError, UnknownScenarioError, UserError
-from sim.core.metrics import Metrics
-from sim.core.network import LinkSpec, Message, Network
-from sim.core.params import Params, expand_names, param
-from sim.core.result import Result
-from sim.core.stats import mean_ci
+The names below are imported on first use (PEP 562): ``from sim.core.errors import UserError``
+(the command line's first import) does not pull in numpy, pandas or scipy.
+"""
 
-__all__ = [
-    "Constant", "Context", "Distribution", "Empirical", "Exponential", "LinkSpec", "LogNormal", "Message",
-    "Metrics", "Network", "ParameterError", "Params", "Result", "TruncatedNormal", "Uniform", "UnknownScenarioError",
-    "UserError", "expand_names", "mean_ci", "param", "parse_distribution",
-]
+# public name -> submodule of sim.core that defines it
+_LAZY = {
+    "Context": "context",
+    **dict.fromkeys(["Constant", "Distribution", "Empirical", "Exponential", "LogNormal", "TruncatedNormal",
+                     "Uniform", "parse_distribution"], "distributions"),
+    **dict.fromkeys(["ParameterError", "UnknownScenarioError", "UserError"], "errors"),
+    "Metrics": "metrics",
+    **dict.fromkeys(["LinkSpec", "Message", "Network"], "network"),
+    **dict.fromkeys(["Params", "expand_names", "param"], "params"),
+    "Result": "result",
+    "mean_ci": "stats",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sim.core' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"sim.core.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Generic, TypeVar
 
 from sim.core.errors import ParameterError, UnknownScenarioError
-from sim.core.params import Params
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: `import sim` (and the CLI's start-up) stays free of numpy
+    from sim.core.params import Params
     from sim.core.result import Result
 
-P = TypeVar("P", bound=Params)
+P = TypeVar("P", bound="Params")
+DEFAULT_SEED = 1  # the one default seed of sim.run, Scenario.run and the command line
 _KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
@@ -33,7 +34,7 @@ class Scenario(Generic[P]):
     params_type: type[P]
     function: Callable[[P, int], Result]
 
-    def run(self, params: P | None = None, seed: int = 0) -> Result:
+    def run(self, params: P | None = None, seed: int = DEFAULT_SEED) -> Result:
         """Run with ``params`` (default: the defaults) and ``seed``."""
         if params is None:
             params = self.params_type()
@@ -57,6 +58,8 @@ _REGISTRY: dict[str, Scenario] = {}
 
 def scenario(name: str, params: type[P], description: str):
     """Decorator that registers ``function(params, seed) -> Result`` under ``name``."""
+    from sim.core.params import Params
+
     if not _KEBAB.match(name):
         raise ValueError(f"scenario names are kebab-case, got {name!r}")
     if not (isinstance(params, type) and issubclass(params, Params)):
@@ -103,7 +106,7 @@ def list_scenarios() -> list[Scenario]:
     return [_REGISTRY[n] for n in sorted(_REGISTRY)]
 
 
-def run(name: str, params: Params | None = None, seed: int = 0, **changes) -> Result:
+def run(name: str, params: Params | None = None, seed: int = DEFAULT_SEED, **changes) -> Result:
     """Run scenario ``name``; ``changes`` override fields of ``params`` (or of the defaults)."""
     sc = get(name)
     base = params if params is not None else sc.params_type()
