@@ -26,7 +26,8 @@ def fingerprint() -> str:
     """A digest of every ``.py`` file under ``sim/`` and every file under ``data/`` (path, size, mtime)."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{FORMAT} {sys.version} {PACKAGE_DIR}".encode())
-    for root, suffixes in ((PACKAGE_DIR, (".py",)), (DATA_DIR, None)):
+    # the checkout's data/ (an editable install) or the presets installed inside the package
+    for root, suffixes in ((PACKAGE_DIR, (".py", ".json")), (DATA_DIR, None)):
         stack = [root]
         while stack:
             folder = stack.pop()
