@@ -134,7 +134,7 @@ def test_cross_field_validate_runs_on_creation_and_replace() -> None:
         ({"sizes": "10:55:10"}, {"sizes": (10, 20, 30, 40, 50)}),
         ({"sizes": "3:3:1"}, {"sizes": (3,)}),
         ({"sizes": "1,2,3"}, {"sizes": (1, 2, 3)}),
-        ({"sizes": " 4, 5 ,6, "}, {"sizes": (4, 5, 6)}),
+        ({"sizes": " 4, 5 ,6 "}, {"sizes": (4, 5, 6)}),
         ({"sizes": "8"}, {"sizes": (8,)}),
         ({"service": "exponential:2"}, {"service": Exponential(2.0)}),
         ({"service": "uniform:1,3"}, {"service": Uniform(1, 3)}),
@@ -193,6 +193,17 @@ def test_from_strings_on_a_base() -> None:
         ({"sizes": "1:5:0"}, "sizes", "must be a list of ints"),
         ({"sizes": "1:5"}, "sizes", "must be a list of ints"),
         ({"sizes": "1,x"}, "sizes", "must be a list of ints"),
+        # an empty item is a typo, not a shorter list (it used to be dropped silently)
+        ({"sizes": "1,,2"}, "sizes", "item 2 of '1,,2' is empty"),
+        ({"sizes": "1,"}, "sizes", "item 2 of '1,' is empty"),
+        ({"sizes": ",1"}, "sizes", "item 1 of ',1' is empty"),
+        # ranges are counted before they are built
+        ({"sizes": "1:1000000000:1"}, "sizes", "has 1e+09 items; at most 10000"),
+        ({"sizes": "1:inf:1"}, "sizes", "must be a list of ints"),
+        ({"clients": "1e400"}, "clients", "must be an integer"),
+        ({"clients": "10**400"}, "clients", "must be an integer"),
+        ({"clients": "1" + "0" * 400}, "clients", "at most 9.01e+15 in size"),
+        ({"rate": "1e400"}, "rate", "must be a finite number"),
         ({"sizes": ""}, "sizes", "must be a non-empty list of int"),
         ({"sizes": "0,1"}, "sizes", "must be ints >= 1, got 0"),
         ({"service": "exponential:-1"}, "service", "must be a rate > 0"),
@@ -232,17 +243,21 @@ def test_scenario_hint_is_included() -> None:
 
 # --- describe and to_dict --------------------------------------------------------------------
 def test_describe_rows() -> None:
+    # bounds shown include what every model can run (issue 16: describe shows the real limits)
     rows = {row.name: row for row in Demo.describe()}
     assert list(rows) == ["clients", "rate", "limit", "policy", "verbose", "service", "sizes", "label"]
     assert all(isinstance(r, ParamInfo) for r in rows.values())
-    assert rows["clients"] == ParamInfo("clients", "int", "10", "", ">= 1", "Number of clients")
-    assert rows["rate"] == ParamInfo("rate", "float", "2", "1/s", "> 0 and <= 1000", "Arrival rate")
-    assert rows["limit"] == ParamInfo("limit", "int", "none", "", ">= 0 or none (unlimited)", "Connection limit")
+    assert rows["clients"] == ParamInfo("clients", "int", "10", "", ">= 1 (at most 1e+06)", "Number of clients")
+    assert rows["rate"] == ParamInfo("rate", "float", "2", "1/s", "> 0 and <= 1000 (nonzero at least 1e-09 in size)",
+                                     "Arrival rate")
+    assert rows["limit"] == ParamInfo("limit", "int", "none", "", ">= 0 (at most 1e+06) or none (unlimited)",
+                                      "Connection limit")
     assert rows["policy"] == ParamInfo("policy", "str", "fifo", "", "one of fifo, lifo", "Queue discipline")
     assert rows["verbose"] == ParamInfo("verbose", "bool", "False", "", "true or false", "Chatty output")
     assert rows["service"] == ParamInfo("service", "distribution", "exponential:1", "s", SPEC_HELP, "Service time")
     assert rows["sizes"] == ParamInfo("sizes", "list of int", "1,2", "",
-                                      "each >= 1 as A,B,C or START:STOP:STEP (STOP included)", "Cluster sizes")
+                                      "each >= 1 (at most 1e+06) as A,B,C or START:STOP:STEP (STOP included)",
+                                      "Cluster sizes")
     assert rows["label"].allowed == "any"
 
 
@@ -260,3 +275,58 @@ def test_to_dict_round_trips_through_from_strings() -> None:
     texts = {k: ("none" if v is None else ",".join(map(str, v)) if isinstance(v, list) else str(v))
              for k, v in d.to_dict().items() if k != "secret"}
     assert Demo.from_strings(texts) == d
+
+
+# --- issue 16: numpy scalars, huge numbers, distributions' means, work estimates ----------------
+def test_numpy_scalars_are_accepted_as_the_numbers_they_are() -> None:
+    import numpy as np
+
+    d = Demo(clients=np.int64(5), rate=np.float32(2.5), sizes=np.array([3, 4]).tolist(), verbose=np.bool_(True),
+             limit=np.float64(7.0))
+    assert (d.clients, d.rate, d.limit, d.verbose) == (5, 2.5, 7, True)
+    assert type(d.clients) is int and type(d.rate) is float and type(d.limit) is int and type(d.verbose) is bool
+    assert Demo(sizes=(np.int32(2), np.int64(3))).sizes == (2, 3)
+    assert error(clients=np.float64(2.5)).message == "must be an integer >= 1, got 2.5"
+    assert error(clients=np.bool_(True)).parameter == "clients"
+
+
+def test_huge_python_numbers_are_refused_in_one_line() -> None:
+    assert "too large for a float" in error(rate=10**400).message
+    assert "at most 9.01e+15 in size" in error(clients=10**400).message
+    assert len(str(error(clients=10**400))) < 200
+    assert "finite" in error(rate=1e308 * 10).message
+
+
+def test_distribution_bounds_apply_to_the_mean() -> None:
+    @dataclass(frozen=True)
+    class Lat(Params):
+        latency: Distribution = param(Constant(0.02), help="latency", unit="s", ge=1e-4)
+
+    assert Lat(latency=Uniform(0.0, 0.01)).latency.mean == 0.005
+    with pytest.raises(ParameterError) as err:
+        Lat.from_strings({"latency": "constant:0"})
+    assert err.value.parameter == "latency" and "mean >= 0.0001 s" in err.value.message
+    with pytest.raises(ParameterError) as err:
+        Lat.from_strings({"latency": "exponential:5e-324"})
+    assert "finite mean" in err.value.message
+    assert "with mean >= 0.0001" in Lat.describe()[0].allowed
+
+
+def test_work_estimate_refuses_names_the_parameter_and_the_largest_value_unless_forced() -> None:
+    from sim.core.params import REASONABLE_SECONDS, WorkError, WorkModel
+
+    @dataclass(frozen=True)
+    class Big(Params):
+        work = WorkModel(seconds_at_defaults=1.0, factors=("clients", "horizon"))
+        clients: int = param(1000, help="clients", ge=1)
+        horizon: float = param(10.0, help="time", unit="s", gt=0)
+
+    Big(clients=1000 * int(REASONABLE_SECONDS)).check_work()  # exactly the budget: runs
+    with pytest.raises(WorkError) as err:
+        Big(clients=10**9).check_work()
+    assert err.value.parameter == "clients"
+    assert "about 1e+06 s" in err.value.message and f"is {1000 * int(REASONABLE_SECONDS)}" in err.value.message
+    with pytest.raises(WorkError) as err:
+        Big(clients=2000, horizon=1e6).check_work()  # the product counts; horizon grew most
+    assert err.value.parameter == "horizon" and "is 3e+03" in err.value.message
+    Big(clients=10**9).check_work(force=True)

@@ -57,6 +57,35 @@ def test_any_v1_may_match_during_a_secret_rotation() -> None:
     assert verify(derive_secret(1), header, BODY, EPOCH) == OK
 
 
+MAC = sign(SECRET, EPOCH, BODY).split("v1=")[1]
+
+
+@pytest.mark.parametrize("header, status", [
+    (f"t={EPOCH},t={EPOCH + 999},v1={MAC}", OK),             # the first t wins (Stripe takes [0])
+    (f"t={EPOCH + 999},t={EPOCH},v1={MAC}", BAD_SIGNATURE),
+    (f"t={EPOCH},v1={MAC}=extra", OK),                       # split("=", 2): the text after a second '=' is dropped
+    (f"t={EPOCH}=1,v1={MAC}", OK),
+    (f"t={EPOCH},v1={MAC},v1", BAD_SIGNATURE),               # an item v1 without '=': Stripe's parser raises
+    (f"t,t={EPOCH},v1={MAC}", BAD_SIGNATURE),                # so does a t without '='
+    (f"t={EPOCH},v1={MAC},v0", OK),                          # other items without a value are ignored
+    (f"t={EPOCH},v0=xyz,v1={MAC},foo=bar", OK),
+    (f"t=+{EPOCH},v1={MAC}", OK),                            # int(): the signed payload uses the parsed number
+    (f"t={EPOCH}, v1={MAC}", BAD_SIGNATURE),                 # keys are not stripped: ' v1' is not v1
+    (f"T={EPOCH},v1={MAC}", BAD_SIGNATURE),
+])
+def test_the_signature_header_is_parsed_as_stripe_python_does(header: str, status: int) -> None:
+    """stripe-python _webhook.py WebhookSignature._get_timestamp_and_signatures and verify_header."""
+    assert verify(SECRET, header, BODY, EPOCH + 10) == status
+
+
+def test_a_zero_or_absent_tolerance_checks_no_age_as_stripe_does() -> None:
+    header = sign(SECRET, EPOCH, BODY)
+    assert verify(SECRET, header, BODY, EPOCH + 10**6, tolerance=0) == OK     # `if tolerance and ...`
+    assert verify(SECRET, header, BODY, EPOCH + 10**6, tolerance=None) == OK
+    assert verify(SECRET, header, BODY, EPOCH + 10**6, tolerance=300) == STALE
+    assert verify(SECRET, header, BODY, EPOCH - 10**6, tolerance=300) == OK    # only old timestamps are refused
+
+
 def test_the_secret_comes_from_the_seed() -> None:
     assert derive_secret(3) == derive_secret(3) != derive_secret(4)
     assert len(derive_secret(3)) == 32

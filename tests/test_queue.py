@@ -121,3 +121,21 @@ def test_bad_parameters_name_the_parameter(changes, parameter):
     with pytest.raises(sim.core.ParameterError) as err:
         QueueParams(**changes)
     assert err.value.parameter == parameter
+
+
+@pytest.mark.parametrize("name", ["M/M/2/5", "M/M/3/3 Erlang B"])
+@pytest.mark.parametrize("column", ["w", "wq", "l", "lq", "throughput"])
+def test_finite_capacity_times_follow_littles_law_with_the_admitted_rate(results, name, column):
+    """w = L / λ(1 - P_block): with the offered rate λ instead, w would fall outside the interval."""
+    row = results[name].summary.iloc[0]
+    if column == "wq" and row["wq_theory"] == 0.0:
+        assert row["wq"] == 0.0
+        return
+    assert row[f"{column}_ci_low"] <= row[f"{column}_theory"] <= row[f"{column}_ci_high"], (
+        f"{name}: {column} theory {row[f'{column}_theory']:.4f} outside "
+        f"[{row[f'{column}_ci_low']:.4f}, {row[f'{column}_ci_high']:.4f}]")
+    if column in ("w", "wq"):
+        kw = CASES[name][0]
+        th = theory.mmck(kw["arrival_rate"], kw["service_rate"], kw["servers"], kw["capacity"])
+        wrong = (th.l if column == "w" else th.lq) / kw["arrival_rate"]  # Little's law with the offered rate
+        assert not row[f"{column}_ci_low"] <= wrong <= row[f"{column}_ci_high"]  # the check has the power to see it

@@ -117,26 +117,43 @@ def sign(secret: bytes, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac}"
 
 
-def verify(secret: bytes, header: str, body: bytes, now: float, tolerance: float = DEFAULT_TOLERANCE) -> int:
+def parse_signature_header(header: str, scheme: str = "v1") -> tuple[int, list[str]] | None:
+    """``(timestamp, signatures)`` read as stripe-python's ``_get_timestamp_and_signatures`` does,
+    or ``None`` where that function raises (and ``verify_header`` rejects the request).
+
+    Each comma-separated item is split at its first two ``=`` (``"v1=ab=cd"`` gives ``"ab"``); the
+    *first* ``t`` item gives the timestamp (``int()``, so ``+17`` and ``1_7`` parse); every item
+    whose key is exactly ``scheme`` gives a signature; an item ``t`` or ``v1`` without ``=`` makes the
+    whole header unreadable (an ``IndexError`` in Stripe's code); other items are ignored.
+    """
+    items = [item.split("=", 2) for item in header.split(",")]
+    try:
+        timestamp = int([i[1] for i in items if i[0] == "t"][0])
+        signatures = [i[1] for i in items if i[0] == scheme]
+    except (IndexError, ValueError):
+        return None
+    return timestamp, signatures
+
+
+def verify(secret: bytes, header: str, body: bytes, now: float, tolerance: float | None = DEFAULT_TOLERANCE) -> int:
     """:data:`OK` if ``header`` signs the raw ``body`` and is not older than ``tolerance`` s at Unix
-    time ``now``; else :data:`BAD_SIGNATURE` or :data:`STALE`. Never raises on a malformed header."""
-    timestamp, candidates = None, []
-    for item in header.split(","):
-        key, _, value = item.partition("=")
-        if key == "t":
-            try:
-                timestamp = int(value)
-            except ValueError:
-                return BAD_SIGNATURE
-        elif key == "v1":
-            candidates.append(value)
-    if timestamp is None or not candidates:
+    time ``now``; else :data:`BAD_SIGNATURE` or :data:`STALE`. Never raises on a malformed header.
+
+    As stripe-python's ``WebhookSignature.verify_header``: the header is parsed by
+    :func:`parse_signature_header`; any ``v1`` may match (several during a secret rotation), each
+    compared in constant time; only *old* timestamps are refused, and a ``tolerance`` of 0 or
+    ``None`` checks no age at all (``if tolerance and timestamp < now - tolerance``).
+    """
+    parsed = parse_signature_header(header)
+    if parsed is None:
         return BAD_SIGNATURE
-    expected = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    # every v1 is compared (several during a secret rotation), each in constant time
+    timestamp, candidates = parsed
+    if not candidates:
+        return BAD_SIGNATURE
+    expected = hmac.new(secret, b"%d." % timestamp + body, hashlib.sha256).hexdigest()
     if not any(hmac.compare_digest(expected, c) for c in candidates):
         return BAD_SIGNATURE
-    if timestamp < now - tolerance:  # Stripe rejects only old timestamps
+    if tolerance and timestamp < now - tolerance:
         return STALE
     return OK
 
@@ -333,10 +350,11 @@ class WebhookReceiver:
 
     def __init__(self, ctx: Context, name: str, network: Network | None, secret: bytes, *,
                  apply: Callable[[str], None] | None = None, dedupe: bool = True,
-                 tolerance: float = DEFAULT_TOLERANCE, processing: Distribution = Constant(0.0),
+                 tolerance: float | None = DEFAULT_TOLERANCE, processing: Distribution = Constant(0.0),
                  clock_skew: float = 0.0, response_bytes: int = 300) -> None:
-        if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
-            raise ParameterError("tolerance", f"must be a number of seconds >= 0, got {tolerance!r}")
+        if tolerance is not None and not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+            raise ParameterError("tolerance", f"must be a number of seconds >= 0 (0 or none: no age check), "
+                                              f"got {tolerance!r}")
         self.ctx, self.env, self.name, self.network = ctx, ctx.env, name, network
         self.secret = secret
         self.apply = apply

@@ -34,8 +34,11 @@ class Scenario(Generic[P]):
     params_type: type[P]
     function: Callable[[P, int], Result]
 
-    def run(self, params: P | None = None, seed: int = DEFAULT_SEED) -> Result:
-        """Run with ``params`` (default: the defaults) and ``seed``."""
+    def run(self, params: P | None = None, seed: int = DEFAULT_SEED, force: bool = False) -> Result:
+        """Run with ``params`` (default: the defaults) and ``seed``.
+
+        A run estimated to take far too long (``Params.check_work``) is refused unless ``force``.
+        """
         if params is None:
             params = self.params_type()
         if not isinstance(params, self.params_type):
@@ -47,6 +50,7 @@ class Scenario(Generic[P]):
         if not valid:
             raise ParameterError("seed", f"must be an integer >= 0, got {seed!r}")
         seed = operator.index(seed)
+        params.check_work(force)
         result = self.function(params, seed)
         if result.scenario != self.name or result.seed != seed or result.params != params:
             raise RuntimeError(f"scenario {self.name} returned a result for another run")
@@ -106,8 +110,11 @@ def list_scenarios() -> list[Scenario]:
     return [_REGISTRY[n] for n in sorted(_REGISTRY)]
 
 
-def run(name: str, params: Params | None = None, seed: int = DEFAULT_SEED, **changes) -> Result:
-    """Run scenario ``name``; ``changes`` override fields of ``params`` (or of the defaults)."""
+def run(name: str, params: Params | None = None, seed: int = DEFAULT_SEED, force: bool = False, **changes) -> Result:
+    """Run scenario ``name``; ``changes`` override fields of ``params`` (or of the defaults).
+
+    ``force=True`` runs even what the work estimate refuses (``Params.check_work``).
+    """
     sc = get(name)
     base = params if params is not None else sc.params_type()
     if changes:
@@ -115,4 +122,4 @@ def run(name: str, params: Params | None = None, seed: int = DEFAULT_SEED, **cha
         if unknown:
             raise ParameterError(unknown[0], f"unknown parameter of {name}; known: {', '.join(base.to_dict())}")
         base = base.replace(**changes)
-    return sc.run(base, seed)
+    return sc.run(base, seed, force=force)

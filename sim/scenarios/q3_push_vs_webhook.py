@@ -59,6 +59,7 @@ from sim.components.server import Server, ServerSpec
 from sim.components.webhook import (
     PROVIDERS, WebhookEvent, WebhookProvider, WebhookReceiver, WebhookSender, derive_secret,
 )
+from sim.core.params import WorkModel
 from sim.core import (
     Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, param,
 )
@@ -77,13 +78,16 @@ RETRY_S = 1.0
 @dataclass(frozen=True)
 class PushVsWebhookParams(Params):
     """Parameters of ``push-vs-webhook``."""
+    work = WorkModel(seconds_at_defaults=0.8, factors=('events',))  # measured, see check_work
 
     transport: str = param("all", choices=(*TRANSPORTS, "all"), help="one transport, or all four on the same events")
     event_rates: tuple[float, ...] = param((1 / 86400, 1 / 3600, 1 / 60, 1.0, 100.0), gt=0, le=10_000, unit="1/s",
                                            help="event rates to compare (default: 1 per day to 100 per second)")
     events: int = param(200, ge=1, le=1_000_000, help="events per rate; the horizon is about events / rate")
     event_bytes: int = param(1500, ge=0, unit="B", help="payload of one event (a JSON object; an assumption)")
-    latency: Distribution = param(Uniform(0.02, 0.08), unit="s", help="one-way latency provider <-> consumer")
+    latency: Distribution = param(Uniform(0.02, 0.08), unit="s", ge=1e-3,
+                                  help="one-way latency provider <-> consumer (mean >= 1 ms: with no delay "
+                                       "a reconnect loop never lets the clock move)")
     loss: float = param(0.0, ge=0, lt=1, help="probability that the network loses a message")
     outage_every: Distribution | None = param(Exponential(1 / 43200), unit="s", none_means="no outages",
                                               help="consumer up time between outages (default mean 12 h)")
@@ -101,7 +105,8 @@ class PushVsWebhookParams(Params):
     response_header_bytes: int = param(300, ge=0, unit="B", help="HTTP response headers (an assumption)")
     receiver_processing: Distribution = param(Exponential(10.0), unit="s",
                                               help="webhook handler time before its 2xx (default mean 0.1 s)")
-    tolerance: float = param(300.0, ge=0, unit="s", help="signature timestamp tolerance (Stripe DEFAULT_TOLERANCE)")
+    tolerance: float = param(300.0, ge=0, unit="s", help="signature timestamp tolerance (Stripe DEFAULT_TOLERANCE); 0 checks no age, "
+                                                                    "as stripe-python")
     heartbeat_interval: float = param(30.0, gt=0, unit="s",
                                       help="WebSocket ping period (RFC 6455 defines none: an application choice)")
     idle_timeout: float = param(60.0, gt=0, unit="s", help="server closes a WebSocket silent this long (1006)")

@@ -33,6 +33,7 @@ import pandas as pd
 
 from sim.components.crdt import DELIVERY, EditingWorkload, EditLedger, LWWDocument, NaiveDocument, Replica, YDocument
 from sim.components.crdt.workload import LETTERS
+from sim.core.params import WorkModel
 from sim.core import Context, Distribution, LinkSpec, Network, ParameterError, Params, Result, TruncatedNormal, param
 from sim.core.registry import scenario
 
@@ -42,6 +43,7 @@ MODELS = ("pycrdt", "naive", "lww")
 @dataclass(frozen=True)
 class CrdtConvergenceParams(Params):
     """Parameters of ``crdt-convergence``."""
+    work = WorkModel(seconds_at_defaults=0.4, factors=('operations', 'operations', 'replicas'))  # measured, see check_work
 
     model: str = param("all", choices=(*MODELS, "all"),
                        help="pycrdt (Yjs CRDT), naive (positional operations), lww (last writer wins on the "

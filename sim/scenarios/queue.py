@@ -15,6 +15,7 @@ import pandas as pd
 
 from sim import theory
 from sim.components.server import Job, Server, ServerSpec
+from sim.core.params import WorkModel
 from sim.core import Context, Exponential, ParameterError, Params, Result, param
 from sim.core.registry import scenario
 from sim.core.replication import replicate, replications_param
@@ -23,6 +24,7 @@ from sim.core.replication import replicate, replications_param
 @dataclass(frozen=True)
 class QueueParams(Params):
     """Parameters of the ``queue`` scenario."""
+    work = WorkModel(seconds_at_defaults=1.6, factors=('customers',))  # measured, see check_work
 
     arrival_rate: float = param(0.8, unit="1/s", gt=0, help="λ: mean arrivals per second (Poisson process)")
     service_rate: float = param(1.0, unit="1/s", gt=0, help="μ: jobs one server completes per second (exponential)")

@@ -48,6 +48,7 @@ from sim.components.client import DISCONNECTED
 from sim.components.kubernetes import STARTING, TERMINATING, Deployment, PodTemplate, kube_proxy_service
 from sim.components.load_balancer import ClientKey
 from sim.components.resilient_client import ReconnectTracker, ResilientClient
+from sim.core.params import WorkModel
 from sim.core import expand_names, Context, Distribution, LinkSpec, LogNormal, Network, ParameterError, Params, Result, \
     TruncatedNormal, Uniform, param
 from sim.core.registry import scenario
@@ -60,6 +61,7 @@ _UP = {p["type"]: p for p in _HPA["scale_up"]["policies"]}
 @dataclass(frozen=True)
 class AutoscalingParams(Params):
     """Parameters of ``autoscaling``."""
+    work = WorkModel(seconds_at_defaults=1.8, factors=('peak_rate', 'horizon'))  # measured, see check_work
 
     remedy: str = param("all", help="none, max_age, least_connections, drain; several separated by commas, or 'all'")
     min_replicas: int = param(2, ge=1, help="HPA minReplicas (also the pods at the start)")

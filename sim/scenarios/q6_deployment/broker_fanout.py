@@ -56,6 +56,7 @@ from sim.components.client import CONNECTED, Client
 from sim.components.load_balancer import ClientKey, LoadBalancer
 from sim.components.resilient_client import ReconnectTracker, ResilientClient
 from sim.components.server import Server
+from sim.core.params import WorkModel
 from sim.core import (
     Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, param,
 )
@@ -70,6 +71,7 @@ _KAFKA = data.load("brokers")["kafka"]
 @dataclass(frozen=True)
 class BrokerFanoutParams(Params):
     """Parameters of the ``broker-fanout`` scenario."""
+    work = WorkModel(seconds_at_defaults=0.9, factors=('subscribers', 'rate', 'duration'))  # measured, see check_work
 
     broker: str = param("all", choices=(*BROKERS, "all"),
                         help="pubsub (Redis Pub/Sub), log (Kafka), or both on the same seed")

@@ -30,6 +30,7 @@ import pandas as pd
 from sim.components.load_balancer import (
     KEYED, POLICIES, ClientKey, LoadBalancer, Sessions, SessionStore, max_load_theory,
 )
+from sim.core.params import WorkModel
 from sim.core import expand_names, Constant, Context, Distribution, ParameterError, Params, Result, Uniform, param
 from sim.core.registry import scenario
 
@@ -39,6 +40,7 @@ _OPEN, _DROP, _RECONNECT = 0, 1, 2
 @dataclass(frozen=True)
 class LoadBalancingParams(Params):
     """Parameters of ``load-balancing``."""
+    work = WorkModel(seconds_at_defaults=1.0, factors=('clients',))  # measured, see check_work
 
     clients: int = param(10_000, ge=1, help="clients, each holding one long-lived connection")
     nodes: int = param(20, ge=1, help="stateful nodes behind the balancer")

@@ -44,6 +44,7 @@ from sim.components.backoff import PRESETS, STRATEGIES, make_backoff
 from sim.components.kubernetes import Deployment, PodTemplate
 from sim.components.load_balancer import POLICIES, Backend, ClientKey, LoadBalancer, Sessions, SessionStore, presets
 from sim.components.resilient_client import ReconnectTracker, ResilientClient
+from sim.core.params import WorkModel
 from sim.core import Constant, Context, Distribution, LinkSpec, Network, ParameterError, Params, Result, \
     TruncatedNormal, param
 from sim.core.registry import scenario
@@ -56,6 +57,7 @@ CLOSE_CODES = (frames.GOING_AWAY, frames.SERVICE_RESTART)
 @dataclass(frozen=True)
 class RollingUpdateParams(Params):
     """Parameters of ``rolling-update``."""
+    work = WorkModel(seconds_at_defaults=1.9, factors=('clients', 'horizon'))  # measured, see check_work
 
     clients: int = param(5_000, ge=1, help="clients, all connected at the start")
     pods: int = param(10, ge=1, help="pods (replicas) the clients are spread over; all are replaced")

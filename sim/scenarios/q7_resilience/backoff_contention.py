@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 
 from sim.components.backoff import Textbook
+from sim.core.params import WorkModel
 from sim.core import (
     Context, LinkSpec, Message, Network, ParameterError, Params, Result, TruncatedNormal, Uniform, expand_names, param,
 )
@@ -48,6 +49,7 @@ MEASURES = ("calls", "completion_ms")
 @dataclass(frozen=True)
 class BackoffContentionParams(Params):
     """Parameters of the ``backoff-contention`` scenario."""
+    work = WorkModel(seconds_at_defaults=2.9, factors=('clients', 'clients'))  # measured, see check_work
 
     clients: tuple[int, ...] = param((10, 25, 50, 100), ge=1,
                                      help="N: clients contending for the row, one configuration per value")

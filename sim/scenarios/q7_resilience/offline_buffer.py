@@ -48,6 +48,7 @@ from sim.components.client import CONNECTED, Client
 from sim.components.outbox import OVERFLOW_POLICIES, Deduplicator, DirectSender, Outbox
 from sim.components.resilient_client import ResilientClient
 from sim.components.server import Server
+from sim.core.params import WorkModel
 from sim.core import (
     Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, param,
 )
@@ -60,6 +61,7 @@ SERVER = "server"
 @dataclass(frozen=True)
 class OfflineBufferParams(Params):
     """Parameters of the ``offline-buffer`` scenario."""
+    work = WorkModel(seconds_at_defaults=1.1, factors=('clients', 'rate', 'duration'))  # measured, see check_work
 
     mode: str = param("all", choices=(*MODES, "all"),
                       help="none (drop while offline), buffer (outbox + replay), buffer_dedupe (+ server dedupe), "

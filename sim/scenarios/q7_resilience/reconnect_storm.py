@@ -23,6 +23,7 @@ import pandas as pd
 from sim.components.backoff import PRESETS, STRATEGIES, make_backoff
 from sim.components.resilient_client import ReconnectTracker, ResilientClient
 from sim.components.server import Server, ServerSpec
+from sim.core.params import WorkModel
 from sim.core import expand_names, Context, Distribution, LinkSpec, Network, ParameterError, Params, Result, TruncatedNormal, \
     Uniform, param
 from sim.core.registry import scenario
@@ -33,6 +34,7 @@ GROUPS = {"all": STRATEGIES, "presets": PRESETS, "everything": STRATEGIES + PRES
 @dataclass(frozen=True)
 class ReconnectStormParams(Params):
     """Parameters of ``reconnect-storm``."""
+    work = WorkModel(seconds_at_defaults=22.0, factors=('clients', 'horizon'))  # measured, see check_work
 
     clients: int = param(10_000, ge=1, help="clients, all connected at the start")
     servers: int = param(4, ge=1, help="servers the clients are spread over (one of them crashes)")
@@ -50,7 +52,9 @@ class ReconnectStormParams(Params):
                                       help="client ping period (used when crash=host; Engine.IO pingInterval 25 s)")
     admission_rate: float = param(500.0, gt=0, unit="1/s", help="handshakes a server accepts per second")
     admission_burst: int = param(50, ge=1, help="handshakes accepted back to back after a quiet period")
-    latency: Distribution = param(TruncatedNormal(0.02, 0.005), unit="s", help="one-way network latency")
+    latency: Distribution = param(TruncatedNormal(0.02, 0.005), unit="s", ge=1e-3,
+                                  help="one-way network latency (mean >= 1 ms: with no delay a refused client "
+                                       "retries in the same instant for ever)")
     horizon: float = param(300.0, gt=0, unit="s", help="simulated time; clients not back by then count as not reconnected")
 
     def validate(self) -> None:

@@ -66,6 +66,7 @@ from sim.components.long_polling import (
     POLLING, LongPollingClient, LongPollingServer, LongPollingSpec, mean_latency, polls_per_message,
 )
 from sim.components.server import Server, ServerSpec
+from sim.core.params import WorkModel
 from sim.core import Constant, Context, Distribution, Exponential, LinkSpec, Message, Network, Params, Result, param
 from sim.core.registry import scenario
 
@@ -82,6 +83,7 @@ KINDS = ("first", "down", "up")
 @dataclass(frozen=True)
 class TransportFallbackParams(Params):
     """Parameters of ``transport-fallback``."""
+    work = WorkModel(seconds_at_defaults=0.4, factors=('clients', 'message_rate', 'duration'))  # measured, see check_work
 
     clients: int = param(1000, ge=1, help="N: clients, all starting at t = 0")
     blocked_share: float = param(0.2, ge=0, le=1,
