@@ -168,7 +168,9 @@ def test_dedupe_applies_each_event_exactly_once_within_the_retry_horizon(n, outa
     assert delivered.isdisjoint(given_up) and len(delivered) + len(given_up) == n
     assert delivered <= set(w.applied)                      # a 2xx means applied
     assert set(w.applied) | given_up == {f"evt_{i}" for i in range(n)}   # the rest is counted as given up
-    if loss == 0:                                           # a 4 h horizon outlasts < 3.5 h of cuts
+    if loss == 0 and slow < 0.2:                            # a 4 h horizon outlasts < 3.5 h of cuts
+        # (a handler drawn from Uniform(0, 8) outlasts the 5 s timeout 3 times in 8: nine such
+        # attempts in a row give the event up within the horizon, as Shopify would)
         assert w.tx.gave_up == 0 and set(w.applied) == delivered
     assert w.rx.received == w.rx.applied + w.rx.duplicates  # nothing rejected: the signatures are fresh
 
