@@ -248,7 +248,7 @@ def test_describe_rows() -> None:
     assert list(rows) == ["clients", "rate", "limit", "policy", "verbose", "service", "sizes", "label"]
     assert all(isinstance(r, ParamInfo) for r in rows.values())
     assert rows["clients"] == ParamInfo("clients", "int", "10", "", ">= 1 (at most 1e+06)", "Number of clients")
-    assert rows["rate"] == ParamInfo("rate", "float", "2", "1/s", "> 0 and <= 1000 (nonzero at least 1e-09 in size)",
+    assert rows["rate"] == ParamInfo("rate", "float", "2", "1/s", "> 0 and <= 1000 (at least 1e-09)",
                                      "Arrival rate")
     assert rows["limit"] == ParamInfo("limit", "int", "none", "", ">= 0 (at most 1e+06) or none (unlimited)",
                                       "Connection limit")

@@ -216,6 +216,18 @@ def test_log_duplicates_need_commit_after_processing_and_a_crash(commit: str, re
         assert row["lost"] == 0
 
 
+def test_kafka_at_most_once_loses_what_the_crash_caught_between_commit_and_delivery() -> None:
+    """Issue 16: with the commit and the send in one instant at-most-once could not lose anything."""
+    kw = {**SMALL, "subscribers": 30, "rate": 10.0, "restart_at": 10.0, "processing": 0.05}
+    lossy, _ = simulate(BrokerFanoutParams(broker="log", commit="before_processing", **kw), "log", 0)
+    check_conservation(lossy)
+    assert lossy["dropped_in_processing"] > 0
+    assert lossy["lost"] > 0 and lossy["lost_expired"] == 0 and lossy["duplicates"] == 0
+    safe, _ = simulate(BrokerFanoutParams(broker="log", commit="after_processing", **kw), "log", 0)
+    check_conservation(safe)
+    assert safe["dropped_in_processing"] > 0 and safe["lost"] == 0 and safe["duplicates"] > 0  # replayed
+
+
 def test_pubsub_slow_node_is_cut_off_and_its_buffer_lost() -> None:
     row, _ = simulate(BrokerFanoutParams(broker="pubsub", slow_node=1, message_bytes=100_000,
                                          slow_read_rate=100_000.0, restart_at=None, disconnect_at=None,

@@ -17,7 +17,9 @@ address, ``"<node>.bus"``). Two broker models, with the semantics of the real sy
   (Kafka's murmur2 partitioner), in order, with an offset. Each subscriber is its own consumer
   group whose committed offsets the broker keeps; when it (re)connects, through any node,
   delivery resumes from the committed offset. A message delivered but not yet committed when
-  the connection dies is delivered again: **at least once**, duplicates included. Retention is
+  the connection dies is delivered again: **at least once**, duplicates included. Committed
+  *before* processing (``commit="before_processing"``), a record the node was still processing
+  when it crashed is never sent and never read again: **at most once**, losses included. Retention is
   by time and independent of consumption: a subscriber away longer than the retention finds
   the log start past its committed offset, and the skipped messages are counted as expired.
 
@@ -513,13 +515,22 @@ class LogNode(_NodeBase):
     """A node that runs, for each subscribed client, that client's consumer of a :class:`LogBroker`."""
 
     def __init__(self, ctx: Context, server: "Server", network: Network, broker: LogBroker, *,
-                 commit: str = "after_processing") -> None:
+                 commit: str = "after_processing", processing: float = 0.0) -> None:
         if commit not in COMMIT_POLICIES:
             raise ParameterError("commit", f"must be one of {', '.join(COMMIT_POLICIES)}, got {commit!r}")
+        self.processing = _check_seconds("processing", processing, positive=False)
+        """Seconds between receiving a record and sending it to the subscriber (the consumer's own
+        work); with ``before_processing`` the offset is already committed during that time."""
         super().__init__(ctx, server, network, broker.name)
         self.commit = commit
         self.epochs: dict[str, int] = {}
         """Per client (= consumer group), the generation of its consumer here."""
+        self.generation = 0
+        """Bumped by each crash: output still being processed by an older process is dropped."""
+        self.in_process = 0
+        """Records received and not yet sent on (being processed)."""
+        self.dropped_on_crash = 0
+        """Records a crash caught between their receipt and their delivery (never sent to the client)."""
 
     def on_client_data(self, server: "Server", client: str, data: Any) -> None:
         if data[0] == SUBSCRIBE:
@@ -546,13 +557,33 @@ class LogNode(_NodeBase):
             self.network.send(self.addr, self.broker, ("leave", (group, epoch)))
             return
         if self.commit == "before_processing":
+            # at most once: the offset is committed first, so what the node loses now stays lost
             self.network.send(self.addr, self.broker, ("commit", (group, epoch, partition, record.offset + 1)))
+        if self.processing > 0:
+            self.in_process += 1
+            generation = self.generation
+            timer = self.env.timeout(self.processing)
+            timer.callbacks.append(lambda _e: self._processed(generation, group, partition, record))
+        else:
+            self._send(group, partition, record)
+
+    def _processed(self, generation: int, group: str, partition: int, record: Record) -> None:
+        if generation != self.generation:
+            return  # the process that received it died: counted in dropped_on_crash
+        self.in_process -= 1
+        if group in self.server.connections:  # gone meanwhile: not committed (after_processing) or lost
+            self._send(group, partition, record)
+
+    def _send(self, group: str, partition: int, record: Record) -> None:
         pub = record.pub
         self.server.send_to(group, (MESSAGE, pub, partition, record.offset), pub.size_bytes)
 
     def crash(self) -> None:
         super().crash()
         self.epochs.clear()
+        self.generation += 1  # the dead process's unsent output is gone
+        self.dropped_on_crash += self.in_process
+        self.in_process = 0
 
 
 __all__ = ["ACK", "COMMIT_POLICIES", "MB", "MESSAGE", "PUBLISH", "SUBSCRIBE", "LogBroker", "LogNode",

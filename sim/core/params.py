@@ -112,7 +112,7 @@ def _limits_text(meta: dict) -> str:
     if meta.get("limit_le") is not None:
         parts.append(f"at most {meta['limit_le']:g}")
     if meta.get("min_nonzero") is not None:
-        parts.append(f"nonzero at least {meta['min_nonzero']:g} in size")
+        parts.append(f"at least {meta['min_nonzero']:g}")
     return "; ".join(parts)
 
 
@@ -130,7 +130,9 @@ def effective_meta(meta: Any, base: Any, is_factor: bool = False) -> dict:
     smallest, largest = UNIT_LIMITS.get(unit, UNIT_LIMITS[""])
     if meta.get("le") is None and meta.get("lt") is None:
         meta["limit_le"] = largest
-    if item is float and all(meta.get(k) is None or meta[k] < smallest for k in ("ge", "gt")):
+    # a strictly positive quantity (a period, a rate, a size) below `smallest` makes the model
+    # spin or overflow; one that may be 0 (a delay, a downtime) is harmless when tiny
+    if item is float and meta.get("ge") is None and meta.get("gt") is not None and meta["gt"] < smallest:
         meta["min_nonzero"] = smallest
     return meta
 
@@ -374,7 +376,7 @@ def _check_limits(name: str, meta: dict, value: float) -> None:
         raise ParameterError(name, f"must be at most {largest:g}{unit} in size (what the model can run), "
                                    f"got {_short(value)}")
     if smallest is not None and value != 0 and abs(value) < smallest:
-        raise ParameterError(name, f"must be 0 or at least {smallest:g}{unit} in size (what the model can run), "
+        raise ParameterError(name, f"must be at least {smallest:g}{unit} (what the model can run), "
                                    f"got {_short(value)}")
 
 

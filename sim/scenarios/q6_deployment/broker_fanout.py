@@ -26,7 +26,8 @@ choices (common random numbers):
 * ``log`` (Kafka): each subscriber resumes from its committed offset, so nothing is lost
   within the retention. With ``commit=after_processing`` a message processed but not yet
   committed when the node crashed is delivered again (a duplicate); with
-  ``before_processing`` it is committed first and lost instead (at most once).
+  ``before_processing`` it is committed first and, if the crash catches it during the node's
+  ``processing`` time, never sent: lost (at most once).
 
 After ``duration`` publishing stops and the run goes on ``drain`` more seconds. Per broker::
 
@@ -105,6 +106,9 @@ class BrokerFanoutParams(Params):
     commit: str = param("after_processing", choices=COMMIT_POLICIES,
                         help="log: commit the offset once the subscriber processed the message (at least once) "
                              "or before it is delivered (at most once)")
+    processing: float = param(0.002, ge=0, unit="s",
+                              help="log: a node's time between receiving a record and sending it on (assumed 2 ms); "
+                                   "a crash drops what is still being processed, lost if already committed")
     read_rate: float = param(10e6, gt=0, unit="B/s", help="pubsub: how fast a node reads its subscription")
     slow_node: int | None = param(None, ge=0, none_means="no slow node",
                                   help="pubsub: index of a node that reads at slow_read_rate instead")
@@ -221,7 +225,8 @@ class _Run:
         else:
             self.broker = LogBroker(ctx, net, BROKER, partitions=p.partitions, retention_s=p.retention,
                                     retention_check_interval_s=p.retention_check_interval)
-            self.adapters = [LogNode(ctx, s, net, self.broker, commit=p.commit) for s in self.servers]
+            self.adapters = [LogNode(ctx, s, net, self.broker, commit=p.commit, processing=p.processing)
+                             for s in self.servers]
         self.broker.on_publish = self._on_publish
         self.subscribers = [_Subscriber(self, i) for i in range(p.subscribers)]
         self.pubs: list[Publication] = []
@@ -327,6 +332,7 @@ class _Run:
             "lost_in_broker_buffer": self.broker.lost_in_buffer if pubsub else 0,
             "fenced_commits": 0 if pubsub else self.broker.fenced_commits,
             "deleted_by_retention": 0 if pubsub else self.broker.deleted,
+            "dropped_in_processing": 0 if pubsub else sum(a.dropped_on_crash for a in self.adapters),
             "commit": "" if pubsub else p.commit,
         }
 
