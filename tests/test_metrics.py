@@ -307,3 +307,64 @@ def test_scrape_every_rejects_bad_interval(metrics: Metrics, interval: float) ->
 def test_scrapes_frame_empty_is_a_frame(metrics: Metrics) -> None:
     assert isinstance(metrics.scrapes_frame(), pd.DataFrame)
     assert len(metrics.scrapes_frame()) == 0
+
+
+# --- prometheus_client underneath ------------------------------------------------------------
+def test_each_run_has_its_own_registry_and_never_the_global_one(env) -> None:
+    import prometheus_client
+
+    a, b = Metrics(env), Metrics(env)
+    a.counter("requests_total").inc(2)
+    b.counter("requests_total").inc(5)  # same name, another run: no clash
+    assert a.registry is not b.registry
+    assert a.registry is not prometheus_client.REGISTRY
+    assert prometheus_client.REGISTRY.get_sample_value("requests_total") is None
+    assert a.registry.get_sample_value("requests_total") == 2
+    assert b.registry.get_sample_value("requests_total") == 5
+
+
+def test_exposition_is_what_the_frames_say(env, metrics: Metrics) -> None:
+    """The text prometheus_client serves on /metrics carries exactly the values of to_frame()."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _populate(metrics)
+    g = metrics.gauge("conns", "Open connections", ("server",))
+    g.labels("a").set(3)
+    g.labels("a").dec()
+    exposed = {}
+    for family in text_string_to_metric_families(metrics.exposition().decode()):
+        for s in family.samples:
+            if not s.name.endswith("_created"):
+                exposed[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    frame = metrics.to_frame()
+    label_cols = [c for c in frame.columns if c not in ("name", "kind", "value")]
+    ours = {(r["name"], tuple(sorted((c, r[c]) for c in label_cols if isinstance(r[c], str)))): r["value"]
+            for r in frame.to_dict("records")}
+    assert ours == exposed
+    assert exposed[("conns", (("server", "a"),))] == 2
+    assert metrics.registry.get_sample_value("resp_seconds_bucket", {"le": "0.5"}) == 1
+
+
+def test_histogram_buckets_match_prometheus_client_observe(env) -> None:
+    """Our bisection puts every value in the bucket prometheus_client's own observe() picks
+    (upper bounds inclusive: le means <=)."""
+    import prometheus_client
+
+    reg = prometheus_client.CollectorRegistry()
+    theirs = prometheus_client.Histogram("x_seconds", "x", buckets=(0.1, 0.5, 1.0), registry=reg)
+    ours = Metrics(env).histogram("x_seconds", buckets=(0.1, 0.5, 1.0))
+    for v in (0.0, 0.1, 0.1000001, 0.5, 0.75, 1.0, 1.5, -1.0, math.inf):
+        theirs.observe(v)
+        ours.observe(v)
+    child = ours.labels()
+    assert [reg.get_sample_value("x_seconds_bucket", {"le": le}) for le in ("0.1", "0.5", "1.0", "+Inf")] == \
+        [n for _le, n in child.cumulative()]
+
+
+def test_histogram_reset_keeps_exporting(env, metrics: Metrics) -> None:
+    h = metrics.histogram("r_seconds", "", ("s",), buckets=(1,))
+    h.labels("a").observe(0.5)
+    h.labels("a").reset()
+    h.labels("a").observe(2)
+    assert metrics.registry.get_sample_value("r_seconds_count", {"s": "a"}) == 1
+    assert metrics.registry.get_sample_value("r_seconds_bucket", {"s": "a", "le": "1.0"}) == 0

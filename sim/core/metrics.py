@@ -1,9 +1,22 @@
 """Counters, gauges and histograms recorded in simulated time, exported as tidy DataFrames.
 
+The values live in **prometheus_client** (https://github.com/prometheus/client_python): each
+run's :class:`Metrics` owns its own ``CollectorRegistry`` (never the process-wide default one),
+so ``Metrics.exposition()`` is byte for byte what a real exporter serves on ``/metrics`` and a
+real Prometheus server can scrape it (``python -m sim live``). This module adds only what a
+simulation needs on top: simulated time (gauge time averages and change history), the raw
+observations of a histogram (for exact quantiles to compare bucket estimates with), and tidy
+DataFrames of the current values and of every simulated scrape.
+
 Names follow Prometheus conventions: counters end in ``_total``, values are in base units
 (``_seconds``, ``_bytes``). A metric family has fixed label names; ``family.labels(k=v)``
 returns the child that holds one series. ``Metrics.scrape()`` snapshots every series at the
-current simulated time, the way a Prometheus server scrapes an exporter.
+current simulated time, the way a Prometheus server scrapes an exporter; ``sim.monitoring.promql``
+evaluates ``rate()``, ``increase()`` and ``histogram_quantile()`` on those snapshots.
+
+prometheus_client also exposes ``<name>_created`` samples (the wall-clock time a series was
+created): they are served on ``/metrics`` but left out of the frames, which must be identical
+for the same seed.
 """
 
 from __future__ import annotations
@@ -11,54 +24,77 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-import pandas as pd
+import prometheus_client as pc
 import simpy
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built (keeps `import sim` light)
+    import pandas as pd
 
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+# Values are written straight into prometheus_client's value cells (``MutexValue._value``):
+# metric updates sit on every hot path of the simulator, the wrapper's per-call checks and lock
+# cost 4x the update itself, and a run has a single writer (the simulation thread; in live mode
+# the HTTP exporter thread only reads whole floats, which the GIL keeps atomic). The cells are
+# still prometheus_client's, so what it exposes is what the simulation recorded.
+_CELL = pc.values.MutexValue
+if pc.values.ValueClass is not _CELL:  # multiprocess mode (PROMETHEUS_MULTIPROC_DIR) keeps values in files
+    raise ImportError("sim.core.metrics needs prometheus_client's single-process mode; unset PROMETHEUS_MULTIPROC_DIR")
 
 #: Prometheus client libraries' default histogram buckets, in seconds.
 DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
 
 class CounterChild:
-    """One counter series: a value that only goes up."""
+    """One counter series: a value that only goes up (a prometheus_client counter child)."""
 
-    __slots__ = ("value",)
+    __slots__ = ("_pc", "_value")
 
-    def __init__(self) -> None:
-        self.value = 0.0
+    def __init__(self, series: pc.Counter) -> None:
+        self._pc = series
+        self._value = series._value  # prometheus_client's value cell (see _CELL)
+
+    @property
+    def value(self) -> float:
+        return self._value._value
 
     def inc(self, amount: float = 1.0) -> None:
         if amount < 0:
             raise ValueError(f"a counter only increases; got inc({amount})")
-        self.value += amount
+        self._value._value += amount
 
     def reset(self) -> None:
         """Back to zero, as after a process restart (Prometheus' ``rate()`` copes with it)."""
-        self.value = 0.0
+        self._pc.reset()
 
 
 class GaugeChild:
     """One gauge series: a value that goes up and down, with its time-weighted average."""
 
-    __slots__ = ("value", "_env", "_since", "_start", "_area", "history")
+    __slots__ = ("_pc", "_value", "_env", "_since", "_start", "_area", "history")
 
-    def __init__(self, env: simpy.Environment, track: bool) -> None:
-        self.value = 0.0
+    def __init__(self, series: pc.Gauge, env: simpy.Environment, track: bool) -> None:
+        self._pc = series
+        self._value = series._value  # prometheus_client's value cell (see _CELL)
         self._env = env
         self._start = self._since = env.now
         self._area = 0.0
         self.history: list[tuple[float, float]] | None = [] if track else None
         """``(time, value)`` after every change, when the family was created with ``track=True``."""
 
+    @property
+    def value(self) -> float:
+        return self._value._value
+
     def set(self, value: float) -> None:
         now = self._env.now
-        self._area += self.value * (now - self._since)
+        cell = self._value
+        self._area += cell._value * (now - self._since)
         self._since = now
-        self.value = value
+        cell._value = float(value)
         if self.history is not None:
             self.history.append((now, value))
 
@@ -77,36 +113,55 @@ class GaugeChild:
         """Mean value over time, from creation (or the last reset) to ``until`` (default: now)."""
         end = self._env.now if until is None else until
         span = end - self._start
+        value = self.value
         if span <= 0:
-            return self.value
-        return (self._area + self.value * (end - self._since)) / span
+            return value
+        return (self._area + value * (end - self._since)) / span
 
 
 class HistogramChild:
-    """One histogram series: cumulative buckets, sum and count, plus the raw observations."""
+    """One histogram series: cumulative buckets, sum and count (in prometheus_client), plus the
+    raw observations when the family keeps them."""
 
-    __slots__ = ("buckets", "counts", "sum", "count", "observations")
+    __slots__ = ("_pc", "_sum", "_cells", "buckets", "observations")
 
-    def __init__(self, buckets: tuple[float, ...], keep: bool) -> None:
+    def __init__(self, series: pc.Histogram, buckets: tuple[float, ...], keep: bool) -> None:
+        self._pc = series
+        self._bind()
         self.buckets = buckets
-        self.counts = [0] * (len(buckets) + 1)  # the last one is +Inf
-        self.sum = 0.0
-        self.count = 0
+        """Upper bounds, without the implicit ``+Inf``."""
         self.observations: list[float] | None = [] if keep else None
         """Every observed value, when the family keeps them (for exact quantiles)."""
 
+    def _bind(self) -> None:
+        # prometheus_client's cells for the sum and each bucket (see _CELL)
+        self._sum, self._cells = self._pc._sum, self._pc._buckets
+
     def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.sum += value
-        self.count += 1
+        # the bucket prometheus_client's own observe() picks (first bound >= value), found by
+        # bisection instead of its linear scan
+        self._sum._value += value
+        self._cells[bisect.bisect_left(self.buckets, value)]._value += 1.0
         if self.observations is not None:
             self.observations.append(value)
 
+    @property
+    def counts(self) -> list[int]:
+        """Observations per bucket (not cumulative); the last one is ``+Inf``."""
+        return [int(b._value) for b in self._cells]
+
+    @property
+    def sum(self) -> float:
+        return self._sum._value
+
+    @property
+    def count(self) -> int:
+        return int(sum(b._value for b in self._cells))
+
     def reset(self) -> None:
         """Forget every observation."""
-        self.counts = [0] * (len(self.buckets) + 1)
-        self.sum = 0.0
-        self.count = 0
+        self._pc._metric_init()  # what prometheus_client does when it creates the series
+        self._bind()
         if self.observations is not None:
             self.observations = []
 
@@ -135,6 +190,7 @@ class MetricFamily:
         self.documentation = documentation
         self._metrics = metrics
         self._children: dict[tuple[str, ...], object] = {}
+        self._pc: pc.metrics.MetricWrapperBase | None = None  # set by the subclass
 
     def _init_unlabelled(self) -> None:
         # An unlabelled metric exists from its creation, as in prometheus_client: it shows in
@@ -142,8 +198,11 @@ class MetricFamily:
         if not self.labelnames:
             self.labels()
 
-    def _new_child(self) -> object:
+    def _new_child(self, key: tuple[str, ...]) -> object:
         raise NotImplementedError
+
+    def _pc_series(self, key: tuple[str, ...]):
+        return self._pc.labels(*key) if self.labelnames else self._pc
 
     def labels(self, *values: object, **kv: object):
         """The child for these label values (created on first use)."""
@@ -156,7 +215,7 @@ class MetricFamily:
         key = tuple(str(v) for v in values)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = self._new_child()
+            child = self._children[key] = self._new_child(key)
         return child
 
     def children(self) -> dict[tuple[str, ...], object]:
@@ -169,17 +228,23 @@ class MetricFamily:
         return self.labels()
 
 
+def _documentation(text: str, name: str) -> str:
+    return text or name  # prometheus_client wants some HELP text
+
+
 class Counter(MetricFamily):
     kind = "counter"
 
     def __init__(self, metrics, name, documentation, labelnames=()) -> None:
-        if not name.endswith("_total"):
+        if not name.endswith("_total") or name == "_total":
             raise ValueError(f"counter names end in _total (Prometheus convention), got {name!r}")
         super().__init__(metrics, name, documentation, labelnames)
+        # prometheus_client strips the _total suffix from the family and adds it to the sample
+        self._pc = pc.Counter(name, _documentation(documentation, name), self.labelnames, registry=metrics.registry)
         self._init_unlabelled()
 
-    def _new_child(self) -> CounterChild:
-        return CounterChild()
+    def _new_child(self, key) -> CounterChild:
+        return CounterChild(self._pc_series(key))
 
     def inc(self, amount: float = 1.0) -> None:
         self._only().inc(amount)
@@ -195,10 +260,11 @@ class Gauge(MetricFamily):
     def __init__(self, metrics, name, documentation, labelnames=(), track: bool = False) -> None:
         super().__init__(metrics, name, documentation, labelnames)
         self.track = track
+        self._pc = pc.Gauge(name, _documentation(documentation, name), self.labelnames, registry=metrics.registry)
         self._init_unlabelled()
 
-    def _new_child(self) -> GaugeChild:
-        return GaugeChild(self._metrics.env, self.track)
+    def _new_child(self, key) -> GaugeChild:
+        return GaugeChild(self._pc_series(key), self._metrics.env, self.track)
 
     def set(self, value: float) -> None:
         self._only().set(value)
@@ -224,41 +290,55 @@ class Histogram(MetricFamily):
         if list(buckets) != sorted(set(buckets)):
             raise ValueError(f"buckets of {name} must be strictly increasing")
         self.buckets = tuple(float(b) for b in buckets if b != math.inf)
+        if not self.buckets:
+            raise ValueError(f"{name} needs at least one finite bucket")
         self.keep = keep
+        self._pc = pc.Histogram(name, _documentation(documentation, name), self.labelnames,
+                                buckets=self.buckets, registry=metrics.registry)
         self._init_unlabelled()
 
-    def _new_child(self) -> HistogramChild:
-        return HistogramChild(self.buckets, self.keep)
+    def _new_child(self, key) -> HistogramChild:
+        return HistogramChild(self._pc_series(key), self.buckets, self.keep)
 
     def observe(self, value: float) -> None:
         self._only().observe(value)
 
 
 class Metrics:
-    """The registry of one run's metric families."""
+    """The registry of one run's metric families, over a prometheus_client ``CollectorRegistry``."""
 
     def __init__(self, env: simpy.Environment) -> None:
         self.env = env
+        self.registry = pc.CollectorRegistry(auto_describe=True)
+        """This run's prometheus_client registry (serve it with ``prometheus_client.start_http_server``)."""
         self._families: dict[str, MetricFamily] = {}
         self._scrapes: list[tuple] = []
 
-    def _register(self, family: MetricFamily) -> MetricFamily:
-        existing = self._families.get(family.name)
+    def _family(self, kind: type, name: str, labelnames: Iterable[str]) -> MetricFamily | None:
+        existing = self._families.get(name)
         if existing is not None:
-            if type(existing) is not type(family) or existing.labelnames != family.labelnames:
-                raise ValueError(f"metric {family.name!r} already registered with another kind or labels")
-            return existing
+            if type(existing) is not kind or existing.labelnames != tuple(labelnames):
+                raise ValueError(f"metric {name!r} already registered with another kind or labels")
+        return existing
+
+    def _register(self, family: MetricFamily) -> MetricFamily:
         self._families[family.name] = family
         return family
 
     def counter(self, name: str, documentation: str = "", labelnames: Iterable[str] = ()) -> Counter:
-        return self._register(Counter(self, name, documentation, labelnames))  # type: ignore[return-value]
+        labelnames = tuple(labelnames)
+        return self._family(Counter, name, labelnames) or self._register(  # type: ignore[return-value]
+            Counter(self, name, documentation, labelnames))
 
     def gauge(self, name: str, documentation: str = "", labelnames: Iterable[str] = (), track: bool = False) -> Gauge:
-        return self._register(Gauge(self, name, documentation, labelnames, track))  # type: ignore[return-value]
+        labelnames = tuple(labelnames)
+        return self._family(Gauge, name, labelnames) or self._register(  # type: ignore[return-value]
+            Gauge(self, name, documentation, labelnames, track))
 
     def histogram(self, name, documentation="", labelnames=(), buckets=DEFAULT_BUCKETS, keep=True) -> Histogram:
-        return self._register(Histogram(self, name, documentation, labelnames, buckets, keep))  # type: ignore
+        labelnames = tuple(labelnames)
+        return self._family(Histogram, name, labelnames) or self._register(  # type: ignore[return-value]
+            Histogram(self, name, documentation, labelnames, buckets, keep))
 
     def __getitem__(self, name: str) -> MetricFamily:
         return self._families[name]
@@ -269,20 +349,21 @@ class Metrics:
     def names(self) -> list[str]:
         return sorted(self._families)
 
+    def exposition(self) -> bytes:
+        """The registry in Prometheus' text exposition format, as served on ``/metrics``."""
+        return pc.generate_latest(self.registry)
+
     # --- export -------------------------------------------------------------------------
     def _rows(self):
-        """``(name, kind, labels dict, sample suffix, value)`` for every series, Prometheus style."""
+        """``(sample name, kind, labels dict, value)`` for every sample prometheus_client exposes,
+        families by name and series by label values, ``_created`` samples left out."""
         for name in sorted(self._families):
             family = self._families[name]
-            for key, child in sorted(family._children.items()):
-                labels = dict(zip(family.labelnames, key))
-                if isinstance(child, HistogramChild):
-                    for le, n in child.cumulative():
-                        yield name + "_bucket", family.kind, {**labels, "le": _fmt_le(le)}, float(n)
-                    yield name + "_sum", family.kind, labels, child.sum
-                    yield name + "_count", family.kind, labels, float(child.count)
-                else:
-                    yield name, family.kind, labels, float(child.value)  # type: ignore[attr-defined]
+            created = family._pc._name + "_created"
+            samples = [s for metric in family._pc.collect() for s in metric.samples if s.name != created]
+            key = lambda s: tuple(s.labels.get(n, "") for n in family.labelnames)  # noqa: E731
+            for s in sorted(samples, key=key):  # stable: a histogram's samples stay in order
+                yield s.name, family.kind, dict(s.labels), float(s.value)
 
     def to_frame(self) -> pd.DataFrame:
         """Current value of every series: columns ``name, kind, <label columns>, value``."""
@@ -338,11 +419,9 @@ class Metrics:
         return frame.sort_values("time_s", kind="stable").reset_index(drop=True)
 
 
-def _fmt_le(le: float) -> str:
-    return "+Inf" if le == math.inf else repr(le)
-
-
 def _tidy(rows: list[dict], columns: list[str] | None = None) -> pd.DataFrame:
+    import pandas as pd
+
     frame = pd.DataFrame(rows, columns=columns)
     if columns is None and rows:
         # value last, whatever labels came in between
