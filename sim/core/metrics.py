@@ -354,10 +354,13 @@ class Metrics:
         return pc.generate_latest(self.registry)
 
     # --- export -------------------------------------------------------------------------
-    def _rows(self):
-        """``(sample name, kind, labels dict, value)`` for every sample prometheus_client exposes,
-        families by name and series by label values, ``_created`` samples left out."""
+    def _rows(self, names: frozenset[str] | None = None):
+        """``(sample name, kind, labels dict, value)`` for every sample prometheus_client exposes
+        (of the families in ``names``, default all), families by name and series by label values,
+        ``_created`` samples left out."""
         for name in sorted(self._families):
+            if names is not None and name not in names:
+                continue
             family = self._families[name]
             created = family._pc._name + "_created"
             samples = [s for metric in family._pc.collect() for s in metric.samples if s.name != created]
