@@ -1,0 +1,95 @@
+"""monitoring-incident: what scrapes, rate(), buckets and alerts show of a node crash (question 5)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import sim
+from sim.core import Context, ParameterError
+from sim.monitoring.scraper import Scraper
+from sim.scenarios.q5_monitoring import MonitoringIncidentParams, simulate
+
+SMALL = dict(clients=400, message_rate=50.0, horizon=150.0, crash_at=67.0, downtime=30.0)
+
+
+@pytest.fixture(scope="module")
+def small():
+    p = MonitoringIncidentParams(**SMALL)
+    rows, tables = simulate(p, seed=3, replication=0)
+    return p, rows, tables
+
+
+def test_the_crash_is_a_reconnection_storm_the_counters_remember(small) -> None:
+    p, rows, _ = small
+    row = rows[0]
+    assert row["disconnected_by_crash"] == p.clients // p.servers  # node-0's share (least connections)
+    assert row["reconnections"] == row["disconnected_by_crash"]  # every one came back
+    assert row["connections_min_true"] == p.clients - row["disconnected_by_crash"]
+    assert 0 < row["connections_dip_s"] < p.downtime  # back through the other nodes before the restart
+    # messages: none lost by the model (the broker keeps them), all delivered by the end
+    assert row["delivered"] <= row["published"]
+    assert row["published"] - row["delivered"] < p.message_rate  # only the last second's still in flight
+
+
+def test_scrapes_never_see_more_than_the_truth(small) -> None:
+    _p, rows, _ = small
+    for row in rows:
+        assert row["connections_min_seen"] >= row["connections_min_true"]
+        assert row["reconnect_rate_peak_seen"] <= row["reconnect_rate_peak_true"]
+    by = {r["scrape_interval_s"]: r for r in rows}
+    # a longer interval smears the storm more: rate() over 4 intervals
+    assert by[60.0]["reconnect_rate_peak_seen"] < by[15.0]["reconnect_rate_peak_seen"]
+
+
+def test_latency_mean_and_percentiles(small) -> None:
+    _p, rows, _ = small
+    row = rows[0]
+    assert row["latency_p50_true_s"] < row["latency_p99_true_s"] < row["latency_max_s"]
+    # the tail (messages that waited for a reconnection) is seconds; p99 and the mean are tens of ms
+    assert row["latency_max_s"] > 10 * row["latency_p99_true_s"]
+    assert row["latency_mean_s"] < 0.1 < row["latency_max_s"]
+    # bucket interpolation: the estimate lies in the same bucket as the truth
+    from sim.scenarios.q5_monitoring import LATENCY_BUCKETS
+    bounds = (0.0, *LATENCY_BUCKETS)
+    i = next(k for k in range(len(bounds) - 1) if bounds[k] < row["latency_p99_true_s"] <= bounds[k + 1])
+    assert bounds[i] <= row["latency_p99_buckets_s"] <= bounds[i + 1]
+    assert row["latency_p99_error_s"] == pytest.approx(row["latency_p99_buckets_s"] - row["latency_p99_true_s"])
+
+
+def test_every_exported_counter_is_monotonic_in_the_scrapes() -> None:
+    from sim.scenarios.q5_monitoring import _Fleet
+
+    p = MonitoringIncidentParams(**SMALL)
+    ctx = Context(2)
+    fleet = _Fleet(ctx, p)
+    s = Scraper(ctx.metrics, 5.0, until=20)
+    fleet.m_reconnections.inc(3)
+    fleet.m_disconnections.labels("reset").inc(2)
+    ctx.env.run(until=21)
+    frame = s.frame()
+    for (name, *_labels), group in frame[frame["kind"].isin(["counter", "histogram"])].groupby(
+            ["name", *[c for c in frame.columns if c not in ("time_s", "name", "kind", "value")]], dropna=False):
+        values = group.sort_values("time_s")["value"].tolist()
+        assert values == sorted(values), name
+
+
+def test_run_is_deterministic_and_validates() -> None:
+    a = sim.run("monitoring-incident", seed=4, **SMALL, scrape_intervals=(15.0,))
+    b = sim.run("monitoring-incident", seed=4, **SMALL, scrape_intervals=(15.0,))
+    assert a.summary.equals(b.summary)
+    assert list(a.summary["scrape_interval_s"]) == [15.0]
+    with pytest.raises(ParameterError, match="horizon"):
+        MonitoringIncidentParams(crash_at=250, downtime=60, horizon=300)
+    with pytest.raises(ParameterError, match="strategy"):
+        MonitoringIncidentParams(strategy="bogus")
+
+
+def test_replications_give_confidence_intervals() -> None:
+    r = sim.run("monitoring-incident", seed=1, **SMALL, scrape_intervals=(15.0,), replications=3)
+    row = r.summary.iloc[0]
+    assert row["replications"] == 3
+    assert row["latency_p99_true_s_ci_low"] <= row["latency_p99_true_s"] <= row["latency_p99_true_s_ci_high"]
+    assert set(r.series["replications"]["replication"]) == {0, 1, 2}
+    assert not math.isnan(row["connections_dip_s_ci_high"])
