@@ -123,12 +123,13 @@ class HistogramChild:
     """One histogram series: cumulative buckets, sum and count (in prometheus_client), plus the
     raw observations when the family keeps them."""
 
-    __slots__ = ("_pc", "_sum", "_cells", "buckets", "observations")
+    __slots__ = ("_pc", "_sum", "_cells", "_les", "buckets", "observations")
 
     def __init__(self, series: pc.Histogram, buckets: tuple[float, ...], keep: bool) -> None:
         self._pc = series
         self._bind()
         self.buckets = buckets
+        self._les = tuple(pc.utils.floatToGoString(b) for b in (*buckets, math.inf))  # the le label texts
         """Upper bounds, without the implicit ``+Inf``."""
         self.observations: list[float] | None = [] if keep else None
         """Every observed value, when the family keeps them (for exact quantiles)."""
@@ -357,16 +358,28 @@ class Metrics:
     def _rows(self, names: frozenset[str] | None = None):
         """``(sample name, kind, labels dict, value)`` for every sample prometheus_client exposes
         (of the families in ``names``, default all), families by name and series by label values,
-        ``_created`` samples left out."""
+        ``_created`` samples left out.
+
+        Read from the same value cells prometheus_client's ``collect()`` reads (a scrape every
+        simulated second would spend most of a run in its per-sample bookkeeping);
+        tests/test_metrics.py checks that the two give the same samples."""
         for name in sorted(self._families):
             if names is not None and name not in names:
                 continue
             family = self._families[name]
-            created = family._pc._name + "_created"
-            samples = [s for metric in family._pc.collect() for s in metric.samples if s.name != created]
-            key = lambda s: tuple(s.labels.get(n, "") for n in family.labelnames)  # noqa: E731
-            for s in sorted(samples, key=key):  # stable: a histogram's samples stay in order
-                yield s.name, family.kind, dict(s.labels), float(s.value)
+            kind, labelnames = family.kind, family.labelnames
+            for key, child in sorted(family._children.items()):
+                labels = dict(zip(labelnames, key))
+                if kind == "histogram":
+                    running = 0.0
+                    for le, cell in zip(child._les, child._cells):  # type: ignore[attr-defined]
+                        running += cell._value
+                        yield name + "_bucket", kind, {**labels, "le": le}, running
+                    yield name + "_count", kind, labels, running
+                    if family.buckets[0] >= 0:  # as prometheus_client: no _sum with negative buckets
+                        yield name + "_sum", kind, labels, child._sum._value  # type: ignore[attr-defined]
+                else:
+                    yield name, kind, labels, float(child._value._value)  # type: ignore[attr-defined]
 
     def to_frame(self) -> pd.DataFrame:
         """Current value of every series: columns ``name, kind, <label columns>, value``."""

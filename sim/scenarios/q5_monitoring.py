@@ -59,7 +59,7 @@ class MonitoringIncidentParams(Params):
 
     clients: int = param(2_000, ge=1, help="persistent connections, all open at the start")
     servers: int = param(4, ge=2, help="nodes behind the load balancer (one of them crashes)")
-    message_rate: float = param(200.0, gt=0, unit="1/s", help="messages published per second, each to one random client")
+    message_rate: float = param(100.0, gt=0, unit="1/s", help="messages published per second, each to one random client")
     service_time: Distribution = param(Exponential(500.0), unit="s", help="node time to process one message")
     latency: Distribution = param(TruncatedNormal(0.02, 0.005), unit="s", help="one-way network latency")
     crash_at: float = param(127.0, ge=0, unit="s", help="when one node's process crashes")
@@ -219,20 +219,24 @@ def simulate(p: MonitoringIncidentParams, seed: int, replication: int) -> tuple[
 
     def publisher(env):
         msg_id = 0
-        while True:
-            yield env.timeout(float(targets.exponential(1 / p.message_rate)))
-            fleet.publish(fleet.clients[int(targets.integers(p.clients))], msg_id)
-            msg_id += 1
+        while True:  # Poisson arrivals, each to a uniformly drawn client (drawn 4096 at a time)
+            gaps = targets.exponential(1 / p.message_rate, 4096).tolist()
+            picks = targets.integers(p.clients, size=4096).tolist()
+            for gap, pick in zip(gaps, picks):
+                yield env.timeout(gap)
+                fleet.publish(fleet.clients[pick], msg_id)
+                msg_id += 1
 
     env.process(publisher(env))
-    truth = Scraper(ctx.metrics, TRUTH_INTERVAL_S, until=p.horizon)
+    truth = Scraper(ctx.metrics, TRUTH_INTERVAL_S, until=p.horizon,
+                    names={"server_connections", "client_reconnections_total", "client_disconnections_total",
+                           "server_handshakes_total", "messages_published_total"})
     scrapers = {s: Scraper(ctx.metrics, s, until=p.horizon) for s in p.scrape_intervals}
     env.run(until=p.horizon + 1e-9)
 
     # --- the truth -------------------------------------------------------------------------
     conn_history = ctx.metrics.gauge_history_frame("server_connections")
     active = _total_over_time(conn_history, p.servers)  # (time, total active connections) at every change
-    dip = [t for t, n in active if n < 0.95 * p.clients]
     dip_duration = _time_below(active, 0.95 * p.clients, p.horizon)
     latencies = np.array([lat for _t, lat in fleet.delivered])
     hist = ctx.metrics["message_latency_seconds"]
@@ -283,8 +287,12 @@ def simulate(p: MonitoringIncidentParams, seed: int, replication: int) -> tuple[
                                     "active_connections": [instant_query(store, "sum(server_connections)", t).get((), math.nan)
                                                            for t in times]}))
     truth_frame = pd.DataFrame(active, columns=["time_s", "active_connections"])
-    del dip
-    return rows, {"scraped_connections": pd.concat(series, ignore_index=True), "true_connections": truth_frame}
+    scrapes = pd.concat([sc.frame().assign(scrape_interval_s=interval)
+                         for interval, sc in ((TRUTH_INTERVAL_S, truth), *scrapers.items())], ignore_index=True)
+    scrapes = scrapes[["scrape_interval_s", *[c for c in scrapes.columns if c != "scrape_interval_s"]]]
+    latency_frame = pd.DataFrame(fleet.delivered, columns=["delivered_at_s", "latency_s"])
+    return rows, {"scraped_connections": pd.concat(series, ignore_index=True), "true_connections": truth_frame,
+                  "scrapes": scrapes, "latencies": latency_frame}
 
 
 def _total_over_time(history, servers: int) -> list[tuple[float, int]]:
