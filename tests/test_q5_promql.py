@@ -115,6 +115,7 @@ def test_histogram_quantile_by_hand() -> None:
     assert math.isnan(histogram_quantile(0.5, [(0.1, 1), (1.0, 2)]))  # no +Inf bucket
     assert math.isnan(histogram_quantile(0.5, [(0.1, 0), (math.inf, 0)]))  # no observation
     assert math.isnan(histogram_quantile(0.5, [(math.inf, 3)]))  # a single bucket
+    assert math.isnan(histogram_quantile(0.0, [(0.1, 0), (1.0, 5), (math.inf, 5)]))  # 0/0 in Go is NaN
     assert histogram_quantile(-0.1, buckets) == -math.inf and histogram_quantile(1.1, buckets) == math.inf
 
 

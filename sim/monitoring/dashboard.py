@@ -52,7 +52,7 @@ def _legend(fmt: str, labels: str) -> str:
 
 def draw(dashboard: dict, store, times: Iterable[float], scrape_interval_s: float, *, truth=None, marks=()):
     """A matplotlib figure of the dashboard's panels evaluated on ``store`` at ``times``.
-    ``truth``: optional ``{panel title: (x, y, label)}`` drawn in grey under the panel's lines;
+    ``truth``: optional ``{panel title: (x, y, label)}``, a step function drawn in grey under the panel's lines;
     ``marks``: times to draw as vertical dotted lines (e.g. the crash)."""
     import matplotlib.pyplot as plt
 
@@ -67,7 +67,7 @@ def draw(dashboard: dict, store, times: Iterable[float], scrape_interval_s: floa
         ax = axes[g["y"] // 8][g["x"] // 12]
         if truth and panel["title"] in truth:
             x, y, label = truth[panel["title"]]
-            ax.plot(x, y, color="0.7", lw=1, label=label, zorder=0)
+            ax.step(x, y, where="post", color="0.7", lw=1, label=label, zorder=0)
         for legend, expr in targets:
             frame = range_query(store, expr, times)
             for labels, group in frame.groupby("labels", sort=True):

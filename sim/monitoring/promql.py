@@ -165,7 +165,8 @@ def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> floa
         bucket_start = merged[b - 1][0]
         count -= merged[b - 1][1]
         rank -= merged[b - 1][1]
-    return bucket_start + (bucket_end - bucket_start) * (rank / count)
+    # Go's float division: 0/0 is NaN (only with rank 0 in an empty first bucket)
+    return bucket_start + (bucket_end - bucket_start) * (rank / count if count else math.nan)
 
 
 def _le(le: float | str) -> float:
