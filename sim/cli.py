@@ -203,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --- commands in their own modules ---------------------------------------------------------------
 external("calibrate", "sim.calibration.command")
+external("live", "sim.monitoring.live")
 
 
 # --- shared helpers --------------------------------------------------------------------------

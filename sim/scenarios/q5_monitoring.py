@@ -179,16 +179,10 @@ class MonitoredClient(ResilientClient):
         super()._attempt(_event)
 
 
-def simulate(p: MonitoringIncidentParams, seed: int, replication: int) -> tuple[list[dict], dict]:
-    """One incident, watched by one scraper per interval: summary rows and series."""
-    import pandas as pd
-
-    from sim.monitoring import alerts
-    from sim.monitoring.query import Store, instant_query
-    from sim.monitoring.promql import eval_times, histogram_quantile, query_range
-    from sim.monitoring.scraper import Scraper
-
-    ctx = Context(seed, replication=replication)
+def build(ctx: Context, p: MonitoringIncidentParams) -> _Fleet:
+    """The incident on ``ctx`` (its environment may be a simpy ``RealtimeEnvironment``, as in
+    ``python -m sim live``): every client connected, node-0's crash and restart scheduled, the
+    publisher started. Run ``ctx.env`` to play it."""
     env = ctx.env
     fleet = _Fleet(ctx, p)
     policy = make_backoff(p.strategy, base=p.backoff_base, cap=p.backoff_cap)
@@ -228,6 +222,21 @@ def simulate(p: MonitoringIncidentParams, seed: int, replication: int) -> tuple[
                 msg_id += 1
 
     env.process(publisher(env))
+    return fleet
+
+
+def simulate(p: MonitoringIncidentParams, seed: int, replication: int) -> tuple[list[dict], dict]:
+    """One incident, watched by one scraper per interval: summary rows and series."""
+    import pandas as pd
+
+    from sim.monitoring import alerts
+    from sim.monitoring.query import Store, instant_query
+    from sim.monitoring.promql import eval_times, histogram_quantile, query_range
+    from sim.monitoring.scraper import Scraper
+
+    ctx = Context(seed, replication=replication)
+    env = ctx.env
+    fleet = build(ctx, p)
     truth = Scraper(ctx.metrics, TRUTH_INTERVAL_S, until=p.horizon,
                     names={"server_connections", "client_reconnections_total", "client_disconnections_total",
                            "server_handshakes_total", "messages_published_total"})
