@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.components.backoff import PRESETS, STRATEGIES, make_backoff
-from sim.components.client import CONNECTED, DISCONNECTED
+from sim.components.client import CONNECTED
 from sim.components.load_balancer import ClientKey, LoadBalancer
 from sim.components.resilient_client import ReconnectTracker, ResilientClient
 from sim.components.server import Job, Server, ServerSpec
@@ -94,7 +94,7 @@ class _Fleet:
         spec = ServerSpec(service_time=p.service_time, admission_rate=p.admission_rate, admission_burst=20)
         self.servers = {f"node-{i}": Server(ctx, f"node-{i}", spec, self.net) for i in range(p.servers)}
         self.lb = LoadBalancer(ctx, "least_connections", self.servers, health_check_delay=p.health_check_delay)
-        self.clients: list[MonitoredClient] = []
+        self.clients: list[ResilientClient] = []
         self.backlog: dict[str, list[tuple[int, float]]] = {}
         """Messages waiting for a disconnected client: client name -> [(id, published_at)]."""
         self.delivered: list[tuple[float, float]] = []
@@ -114,11 +114,11 @@ class _Fleet:
             self.m_latency.labels(name)
 
     # --- messages ---------------------------------------------------------------------------
-    def publish(self, client: "MonitoredClient", msg_id: int) -> None:
+    def publish(self, client: ResilientClient, msg_id: int) -> None:
         self.m_published.inc()
         self._route((msg_id, self.env.now), client)
 
-    def _route(self, msg: tuple[int, float], client: "MonitoredClient") -> None:
+    def _route(self, msg: tuple[int, float], client: ResilientClient) -> None:
         server = self.servers.get(client.server)
         if client.state != CONNECTED or server is None or not server.up:
             self.backlog.setdefault(client.name, []).append(msg)
@@ -130,7 +130,7 @@ class _Fleet:
         if job.outcome != "completed" or not self.servers[client.server].send_to(client.name, msg):
             self._route(msg, client)  # lost with the node, or the client left meanwhile: back to the broker
 
-    def received(self, client: "MonitoredClient", msg: tuple[int, float]) -> None:
+    def received(self, client: ResilientClient, msg: tuple[int, float]) -> None:
         now = self.env.now
         latency = now - msg[1]
         self.m_latency.labels(client.server).observe(latency)
@@ -138,45 +138,21 @@ class _Fleet:
         self.delivered.append((now, latency))
 
     # --- connections ------------------------------------------------------------------------
-    def connected(self, client: "MonitoredClient") -> None:
-        self.lb.opened(client.backend)
+    def connected(self, client: ResilientClient) -> None:
         if not math.isnan(client.lost_at):
             self.m_reconnections.inc()
         for msg in self.backlog.pop(client.name, ()):
             self._route(msg, client)
 
-    def disconnected(self, client: "MonitoredClient", how: str, code: int) -> None:
-        self.lb.closed(client.backend)
+    def disconnected(self, client: ResilientClient, how: str, code: int) -> None:
         self.m_disconnections.labels(how).inc()
 
 
-class MonitoredClient(ResilientClient):
+def _client(ctx: Context, fleet: _Fleet, i: int, policy, tracker: ReconnectTracker, uniform) -> ResilientClient:
     """A resilient client that asks the balancer for a node before every attempt."""
-
-    __slots__ = ("key", "backend", "fleet")
-
-    def __init__(self, ctx: Context, fleet: _Fleet, i: int, policy, tracker: ReconnectTracker, uniform) -> None:
-        super().__init__(ctx, f"c{i}", fleet.net, "", policy, tracker, uniform,
-                         on_connect=fleet.connected, on_disconnect=fleet.disconnected,
-                         on_message=fleet.received)
-        self.key = ClientKey(self.name, i)
-        self.fleet = fleet
-        self.backend = None
-
-    def place(self, backend) -> None:
-        self.backend = backend
-        self.server = backend.name
-
-    def _attempt(self, _event=None) -> None:
-        if self.stopped or self.state != DISCONNECTED:
-            return
-        backend = self.fleet.lb.route(self.key)
-        if backend is None:  # no node in rotation: the balancer answers at once, back off
-            self.last_attempt_at = self.env.now
-            self._schedule_retry()
-            return
-        self.place(backend)
-        super()._attempt(_event)
+    return ResilientClient(ctx, f"c{i}", fleet.net, None, policy, tracker, uniform, router=fleet.lb,
+                           key=ClientKey(f"c{i}", i), on_connect=fleet.connected,
+                           on_disconnect=fleet.disconnected, on_message=fleet.received)
 
 
 def build(ctx: Context, p: MonitoringIncidentParams) -> _Fleet:
@@ -190,12 +166,11 @@ def build(ctx: Context, p: MonitoringIncidentParams) -> _Fleet:
     stream = ctx.rng("backoff")
     uniform = lambda: float(stream.random())  # noqa: E731
     for i in range(p.clients):
-        client = MonitoredClient(ctx, fleet, i, policy, tracker, uniform)
+        client = _client(ctx, fleet, i, policy, tracker, uniform)
         backend = fleet.lb.route(client.key)
         client.place(backend)
-        client.adopt_connection()
+        client.adopt_connection()  # the router's opened() is called here
         fleet.servers[backend.name].adopt(client.name)
-        fleet.lb.opened(backend)
         fleet.clients.append(client)
 
     victim = fleet.servers["node-0"]
