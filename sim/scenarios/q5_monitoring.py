@@ -72,6 +72,9 @@ class MonitoringIncidentParams(Params):
     scrape_intervals: tuple[float, ...] = param((15.0, 60.0), gt=0, unit="s",
                                                 help="Prometheus scrape intervals compared (each also the rules' evaluation interval)")
     horizon: float = param(300.0, gt=0, unit="s", help="simulated time")
+    telemetry: bool = param(False, help="also keep JSON logs of connection events and OpenTelemetry traces "
+                                        "(every trace_every-th message and every message slower than 1 s)")
+    trace_every: int = param(100, ge=1, help="with telemetry: head sampling, one message traced in this many")
     replications: int = replications_param()
 
     def validate(self) -> None:
@@ -99,6 +102,14 @@ class _Fleet:
         """Messages waiting for a disconnected client: client name -> [(id, published_at)]."""
         self.delivered: list[tuple[float, float]] = []
         """Ground truth: ``(delivered_at, latency)`` of every message delivered."""
+        self.log = self.tracer = None
+        self._hops: dict[int, tuple] = {}  # with telemetry: msg id -> (submitted, started, finished, backlogged)
+        self._backlogged: set[int] = set()
+        if p.telemetry:
+            from sim.monitoring.telemetry import RunLog, Tracer
+
+            self.log = RunLog(self.env, "realtime")
+            self.tracer = Tracer(ctx.rng("trace-ids"))
         m = ctx.metrics
         self.m_latency = m.histogram("message_latency_seconds", "Publish-to-client latency of delivered messages",
                                      ("server",), buckets=LATENCY_BUCKETS)
@@ -122,6 +133,8 @@ class _Fleet:
         server = self.servers.get(client.server)
         if client.state != CONNECTED or server is None or not server.up:
             self.backlog.setdefault(client.name, []).append(msg)
+            if self.tracer is not None:
+                self._backlogged.add(msg[0])
             return
         server.submit(Job((msg, client), on_done=self._processed))
 
@@ -129,6 +142,8 @@ class _Fleet:
         msg, client = job.payload
         if job.outcome != "completed" or not self.servers[client.server].send_to(client.name, msg):
             self._route(msg, client)  # lost with the node, or the client left meanwhile: back to the broker
+        elif self.tracer is not None:
+            self._hops[msg[0]] = (job.arrived_at, job.started_at, job.finished_at)
 
     def received(self, client: ResilientClient, msg: tuple[int, float]) -> None:
         now = self.env.now
@@ -136,16 +151,32 @@ class _Fleet:
         self.m_latency.labels(client.server).observe(latency)
         self.m_delivered.labels(client.server).inc()
         self.delivered.append((now, latency))
+        if self.tracer is not None:
+            hops = self._hops.pop(msg[0], None)
+            backlogged = msg[0] in self._backlogged
+            self._backlogged.discard(msg[0])
+            # head sampling (one in trace_every) plus tail sampling (every slow message)
+            if hops is not None and (msg[0] % self.p.trace_every == 0 or latency > 1.0):
+                from sim.monitoring.telemetry import message_trace
+
+                message_trace(self.tracer, msg[0], client.name, client.server, msg[1], *hops, now, backlogged)
 
     # --- connections ------------------------------------------------------------------------
     def connected(self, client: ResilientClient) -> None:
         if not math.isnan(client.lost_at):
             self.m_reconnections.inc()
+            if self.log is not None:
+                self.log.info("client reconnected", client=client.name, server=client.server,
+                              down_s=round(self.env.now - client.lost_at, 6),
+                              backlog=len(self.backlog.get(client.name, ())))
         for msg in self.backlog.pop(client.name, ()):
             self._route(msg, client)
 
     def disconnected(self, client: ResilientClient, how: str, code: int) -> None:
         self.m_disconnections.labels(how).inc()
+        if self.log is not None:
+            self.log.warning("client connection lost", client=client.name, server=client.server, reason=how,
+                             close_code=code)
 
 
 def _client(ctx: Context, fleet: _Fleet, i: int, policy, tracker: ReconnectTracker, uniform) -> ResilientClient:
@@ -177,11 +208,15 @@ def build(ctx: Context, p: MonitoringIncidentParams) -> _Fleet:
 
     def incident(env):
         yield env.timeout(p.crash_at)
+        if fleet.log is not None:
+            fleet.log.warning("node process crashed", server=victim.name, connections=len(victim.connections))
         victim.crash()
         fleet.lb.fail(victim.name)
         yield env.timeout(p.downtime)
         victim.restart()
         fleet.lb.mark_up(victim.name)
+        if fleet.log is not None:
+            fleet.log.info("node restarted", server=victim.name)
 
     env.process(incident(env))
     targets = ctx.rng("publisher")
@@ -275,8 +310,16 @@ def simulate(p: MonitoringIncidentParams, seed: int, replication: int) -> tuple[
                          for interval, sc in ((TRUTH_INTERVAL_S, truth), *scrapers.items())], ignore_index=True)
     scrapes = scrapes[["scrape_interval_s", *[c for c in scrapes.columns if c != "scrape_interval_s"]]]
     latency_frame = pd.DataFrame(fleet.delivered, columns=["delivered_at_s", "latency_s"])
-    return rows, {"scraped_connections": pd.concat(series, ignore_index=True), "true_connections": truth_frame,
-                  "scrapes": scrapes, "latencies": latency_frame}
+    tables = {"scraped_connections": pd.concat(series, ignore_index=True), "true_connections": truth_frame,
+              "scrapes": scrapes, "latencies": latency_frame}
+    if fleet.log is not None:
+        tables["logs"] = pd.DataFrame({"line": fleet.log.lines()})
+        tables["spans"] = fleet.tracer.frame()
+        for row in rows:
+            row["log_bytes_per_s"] = fleet.log.bytes() / p.horizon
+            row["trace_bytes_per_s"] = fleet.tracer.bytes() / p.horizon
+            row["traces"] = int((tables["spans"]["parent_id"] == "").sum()) if len(tables["spans"]) else 0
+    return rows, tables
 
 
 def _total_over_time(history, servers: int) -> list[tuple[float, int]]:
