@@ -119,6 +119,11 @@ def test_small_calibration_agrees_within_the_measured_run_to_run_spread():
     assert len(real.reconnect_s) == setup.clients  # every reset client came back
     summary = rc.real_summary(real)
     assert summary["refused_down"] > 0  # clients did knock while the server was down
+    # the real server's token bucket holds: no more than burst + rate * t admitted in t seconds
+    restart = setup.crash_at + real.downtime_s
+    admitted = sorted(t - restart for t, ok in real.server_handshakes if ok)
+    assert admitted and all(k + 1 <= setup.admission_burst + setup.admission_rate * t + 1
+                            for k, t in enumerate(admitted))
     runs = rc.run_model(setup, real.handshake_s, rc.model_downtime([real]), range(1, 1 + stored["model_seeds"]))
     model = rc.model_summary(runs)
     tolerance = {row["metric"]: row["tolerance"] for row in entry["rows"]}

@@ -108,7 +108,9 @@ def _reconnect_storm(args) -> int:
             real = rc.run_real(s)
             model = rc.run_model(s, real.handshake_s, rc.model_downtime([real]),
                                  range(args.seed, args.seed + args.model_seeds))
-            pairs.append((real, model))
+            bench = rc.run_model(s, rc.bench_round_trips(real), rc.model_downtime([real]),
+                                 range(args.seed, args.seed + args.model_seeds))
+            pairs.append((real, model, bench))
             print(f"   real run seed {s.seed}: {len(real.reconnect_s)}/{real.affected} back, {real.wall_s:.1f} s wall",
                   flush=True)
         entry = storm_entry(pairs)
@@ -137,9 +139,12 @@ def storm_entry(pairs) -> dict:
 
     from sim.calibration import reconnect as rc
 
+    benches = [p[2] for p in pairs if len(p) > 2]
+    pairs = [(p[0], p[1]) for p in pairs]
     reals = [r for r, _ in pairs]
     summaries = [rc.real_summary(r) for r in reals]
     models = [rc.model_summary(m) for _, m in pairs]
+    bench_models = [rc.model_summary(b) for b in benches]
     rows = []
     for metric in rc.METRICS:
         rel = [rc.relative(s[metric], m[metric]) for s, m in zip(summaries, models)]
@@ -150,15 +155,24 @@ def storm_entry(pairs) -> dict:
                      "real": float(np.mean([s[metric] for s in summaries])), "relative_difference": mean,
                      "rel_sd": sd, "tolerance": tolerance,
                      "within": bool(abs(mean) <= tolerance) if sd == sd else None})
+        if bench_models:
+            rows[-1]["model_bench"] = float(np.mean([m[metric] for m in bench_models]))
+            rows[-1]["relative_difference_bench"] = float(np.mean(
+                [rc.relative(s[metric], m[metric]) for s, m in zip(summaries, bench_models)]))
     pooled = [np.concatenate([run["reconnect_s"] for run in m]) for _, m in pairs]
     ks = [rc.ks_distance(r.reconnect_s, p) for r, p in zip(reals, pooled)]
     pairwise = [rc.ks_distance(a.reconnect_s, b.reconnect_s) for i, a in enumerate(reals) for b in reals[i + 1:]]
     ks_tol = max(pairwise) if pairwise else math.nan
     rows.append({"metric": "ks_distance", "model": 0.0, "real": float(np.mean(ks)), "relative_difference": math.nan,
                  "rel_sd": _sd(ks), "tolerance": ks_tol, "within": bool(np.mean(ks) <= ks_tol) if pairwise else None})
+    if benches:
+        bench_pooled = [np.concatenate([run["reconnect_s"] for run in b]) for b in benches]
+        rows[-1]["model_bench"] = 0.0
+        rows[-1]["ks_bench"] = float(np.mean([rc.ks_distance(r.reconnect_s, p) for r, p in zip(reals, bench_pooled)]))
     quantiles = np.linspace(0, 1, 101)
     real_times = np.concatenate([np.asarray(r.reconnect_s) for r in reals])
     model_times = np.concatenate(pooled)
+    bench_times = (np.concatenate([run["reconnect_s"] for b in benches for run in b]) if benches else None)
     series = [run["attempts_per_s"] for _, m in pairs for run in m]
     model_bins = np.mean([x[: min(map(len, series))] for x in series], axis=0)
     real_bins = _per_second([a for r in reals for a in r.attempts], len(reals))
@@ -172,7 +186,8 @@ def storm_entry(pairs) -> dict:
         "handshake_ms": {"median": float(np.median(handshakes) * 1000), "p99": float(np.quantile(handshakes, 0.99) * 1000)},
         "model_downtime_s": [rc.model_downtime([r]) for r in reals],
         "cdf": {"quantile": quantiles.tolist(), "real_s": np.quantile(real_times, quantiles).tolist(),
-                "model_s": np.quantile(model_times, quantiles).tolist()},
+                "model_s": np.quantile(model_times, quantiles).tolist(),
+                **({"model_bench_s": np.quantile(bench_times, quantiles).tolist()} if benches else {})},
         "attempts_per_s": {"real": real_bins[: len(model_bins)], "model": model_bins.tolist()},
     }
 
@@ -221,6 +236,8 @@ def plot_reconnect_storm(stored: dict, path: Path | None = None):
         ax = axes[0][col]
         ax.plot(cdf["model_s"], cdf["quantile"], label="model")
         ax.plot(cdf["real_s"], cdf["quantile"], "--", label="real (websockets, loopback)")
+        if "model_bench_s" in cdf:
+            ax.plot(cdf["model_bench_s"], cdf["quantile"], ":", label="model, bench's attempt times as round trip")
         ks = next(r["real"] for r in entry["rows"] if r["metric"] == "ks_distance")
         ax.set(title=f"{name} (KS {ks:.3f})", xlabel="reconnection time (s)", ylabel="fraction of clients back")
         ax.legend(fontsize=8)

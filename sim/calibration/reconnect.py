@@ -99,6 +99,9 @@ class RealStorm:
     """Every reconnection attempt: (start, duration, outcome)."""
     server_handshakes: list[tuple[float, bool]] = field(default_factory=list)
     """Every handshake the server decided after the restart: (time, admitted)."""
+    lateness_s: list[float] = field(default_factory=list)
+    """For every attempt, how late it started after its backoff delay (the event loop's timer
+    granularity and, mostly, its queue of other work), in the order of ``attempts``' starts."""
     lost_s: list[float] = field(default_factory=list)
     """When each client noticed the reset (the crash command was sent at ``crash_at``)."""
     affected: int = 0
@@ -257,6 +260,7 @@ async def _storm(setup: StormSetup) -> RealStorm:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 start = time.monotonic()
+                record.lateness_s.append(max(0.0, rel(start) - now - delay))
                 last_attempt = rel(start)
                 try:
                     ws = await _connect(server.port, policy.connect_timeout)
@@ -327,6 +331,18 @@ def model_downtime(reals: list[RealStorm]) -> float:
     return float(np.mean(values))
 
 
+def bench_round_trips(real: RealStorm) -> list[float]:
+    """What each real attempt cost the bench: its lateness after the backoff delay plus its duration.
+
+    Given to the model as its round trip (instead of an idle handshake), it folds the bench's
+    event-loop queueing into the network: the model then stands for *this* bench, where one loop
+    plays every client, rather than for clients on separate machines."""
+    durations = [d for _, d, _ in sorted(real.attempts)]
+    lateness = real.lateness_s
+    n = min(len(durations), len(lateness))
+    return [durations[i] + lateness[i] for i in range(n)] or list(real.handshake_s)
+
+
 def run_model(setup: StormSetup, handshake_s: list[float], downtime_s: float, seeds: range) -> list[dict]:
     """The ``reconnect-storm`` scenario with the real run's parameters, once per seed
     (``downtime_s`` from :func:`model_downtime`)."""
@@ -384,7 +400,19 @@ def real_summary(real: RealStorm) -> dict:
         "loss_noticed_after_ms": (float(np.median(real.lost_s)) - real.setup.crash_at) * 1000,
         "loss_spread_ms": (max(real.lost_s) - min(real.lost_s)) * 1000 if real.lost_s else math.nan,
         "load_average_1min": real.load_average,
+        **_server_rates(real),
+        "timer_lateness_p50_ms": float(np.quantile(real.lateness_s, 0.5) * 1000) if real.lateness_s else math.nan,
+        "timer_lateness_p99_ms": float(np.quantile(real.lateness_s, 0.99) * 1000) if real.lateness_s else math.nan,
     }
+
+
+def _server_rates(real: RealStorm, seconds: int = 3) -> dict:
+    """Handshakes the server decided, and admitted, per second in the first ``seconds`` after the
+    restart: with a full herd outside, a server limited only by its bucket admits ``admission_rate``."""
+    restart = real.setup.crash_at + real.downtime_s
+    early = [(t, ok) for t, ok in real.server_handshakes if 0 <= t - restart < seconds]
+    return {"server_decisions_per_s_first_3s": len(early) / seconds,
+            "server_admitted_per_s_first_3s": sum(ok for _, ok in early) / seconds}
 
 
 def model_summary(runs: list[dict]) -> dict:

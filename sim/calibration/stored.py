@@ -53,8 +53,27 @@ def storm_caption(stored: dict) -> str:
             f"{rows['peak_attempts_per_s']['real']:.0f}/s. A real attempt took {mean('attempt_p50_ms'):.0f} ms "
             f"(median) against {entry['handshake_ms']['median']:.1f} ms for one handshake on an idle loop; "
             f"{mean('slow_attempts_over_0_9s'):.0f} attempts per run took more than 0.9 s; machine load "
-            f"{mean('load_average_1min'):.1f}.")
+            f"{mean('load_average_1min'):.1f}." + _server(runs, s) + _bench(rows))
     return "\n".join(parts)
+
+
+def _server(runs: list[dict], setup: dict) -> str:
+    if "server_admitted_per_s_first_3s" not in runs[0]:
+        return ""
+    decided = sum(r["server_decisions_per_s_first_3s"] for r in runs) / len(runs)
+    admitted = sum(r["server_admitted_per_s_first_3s"] for r in runs) / len(runs)
+    return (f" In the 3 s after the restart the server received {decided:.0f} handshakes/s and admitted "
+            f"{admitted:.0f}/s, against the {setup['admission_rate']:g}/s its bucket allows.")
+
+
+def _bench(rows: dict) -> str:
+    p50, p99 = rows["reconnect_p50_s"], rows["reconnect_p99_s"]
+    if "model_bench" not in p50:
+        return ""
+    return (f" Given the bench's own attempt times (lateness after the backoff delay plus duration) as its "
+            f"round trip, the model says p50 {p50['model_bench']:.2f} s ({p50['relative_difference_bench']:+.0%}) "
+            f"and p99 {p99['model_bench']:.2f} s ({p99['relative_difference_bench']:+.0%}), KS "
+            f"{rows['ks_distance'].get('ks_bench', float('nan')):.2f}.")
 
 
 def broker_table(stored: dict):
@@ -77,7 +96,10 @@ def broker_caption(stored: dict) -> str:
             f"it missed {rows['slow_missed']['real']} of {entry['published']} messages (model "
             f"{rows['slow_missed']['model']}). At the cut {entry['kernel_held_bytes_at_cut'] / 2**20:.1f} MiB were "
             f"in the kernel's socket buffers, which Redis does not count; with them added to the limits the model "
-            f"cuts at {rows['cut_s (model + kernel buffers)']['model']:.2f} s.")
+            f"cuts at {rows['cut_s (model + kernel buffers)']['model']:.2f} s. What Redis freed with the client "
+            f"(omem {entry['omem_before_cut'] / 2**20:.2f} MiB, about {entry['omem_before_cut'] // s['message_bytes']} "
+            f"messages) against `broker-fanout` run with the same rate and limits: "
+            f"{entry['broker_fanout']['lost_in_broker_buffer']} messages lost in the broker's buffer.")
     a = stored["absence"]
     parts.append(
         f"- a subscriber away while {a['real']['pubsub']['published_while_away']} messages were published: real Pub/Sub "
