@@ -225,7 +225,7 @@ def test_same_seed_same_result():
     (dict(tolerance=-0.1), "tolerance"),
     (dict(sync_period=0.0), "sync_period"),
     (dict(max_age_jitter=1.0), "max_age_jitter"),
-    (dict(reconnect_base=10.0, reconnect_cap=5.0), "reconnect_cap"),
+    (dict(backoff_base=10.0, backoff_cap=5.0), "backoff_cap"),
     (dict(scale_up_pods=0), "scale_up_pods"),
 ])
 def test_bad_parameters_name_the_parameter(changes, parameter):

@@ -96,7 +96,7 @@ def test_summary_columns_and_session_loss_by_policy(everything):
 
 
 def test_a_session_store_saves_every_session():
-    s = sim.run("load-balancing", seed=SEED, policy="round_robin", session_store=True, **SMALL).summary.iloc[0]
+    s = sim.run("load-balancing", seed=SEED, policy="round_robin", session_store="on", **SMALL).summary.iloc[0]
     assert s.sessions_lost == 0 and s.sessions_fetched + s.sessions_kept == s.reconnects
 
 

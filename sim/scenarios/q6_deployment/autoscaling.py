@@ -52,8 +52,13 @@ from sim.core.params import WorkModel
 from sim.core import expand_names, Context, Distribution, LinkSpec, LogNormal, Network, ParameterError, Params, Result, \
     TruncatedNormal, Uniform, param
 from sim.core.registry import scenario
+from sim.core.replication import replicate, replications_param
 
 REMEDIES = ("none", "max_age", "least_connections", "drain")
+SUMMARY_COLUMNS = ("users", "peak_connections", "peak_replicas", "scale_events", "peak_imbalance", "mean_imbalance",
+                   "peak_max_per_pod", "pod_seconds", "reconnects_caused", "closed_for_max_age", "drained_on_scale_in",
+                   "dropped_on_scale_in")
+"""Per remedy: the mean over replications, with a 95 % interval (``*_ci_low``, ``*_ci_high``)."""
 _HPA = hpa_defaults()
 _UP = {p["type"]: p for p in _HPA["scale_up"]["policies"]}
 
@@ -82,8 +87,8 @@ class AutoscalingParams(Params):
     max_age: float = param(600.0, gt=0, unit="s", help="remedy max_age: server closes connections older than this")
     max_age_jitter: float = param(0.1, ge=0, lt=1, help="remedy max_age: +- fraction of max_age, spreads the closes "
                                                         "(gRPC's MAX_CONNECTION_AGE uses 0.1)")
-    reconnect_base: float = param(5.0, gt=0, unit="s", help="client reconnect: full-jitter backoff base (first wait U(0, base))")
-    reconnect_cap: float = param(60.0, gt=0, unit="s", help="client reconnect: full-jitter backoff cap")
+    backoff_base: float = param(5.0, gt=0, unit="s", help="client reconnect: full-jitter backoff base (first wait U(0, base))")
+    backoff_cap: float = param(60.0, gt=0, unit="s", help="client reconnect: full-jitter backoff cap")
     tolerance: float = param(float(_HPA["tolerance"]), ge=0, help="HPA tolerance (default 0.1)")
     sync_period: float = param(float(_HPA["sync_period_s"]), gt=0, unit="s", help="HPA sync period (default 15 s)")
     downscale_stabilization: float = param(float(_HPA["scale_down"]["stabilization_window_s"]), ge=0, unit="s",
@@ -98,13 +103,14 @@ class AutoscalingParams(Params):
     imbalance_floor: float = param(0.25, ge=0, help="imbalance is measured when the mean per ready pod is at least "
                                                     "this fraction of the target (small counts are noise)")
     horizon: float = param(7200.0, gt=0, unit="s", help="simulated time")
+    replications: int = replications_param()
 
     def validate(self) -> None:
         self.remedies()
         if self.max_replicas < self.min_replicas:
             raise ParameterError("max_replicas", f"must be >= min_replicas ({self.min_replicas}), got {self.max_replicas}")
-        if self.reconnect_cap < self.reconnect_base:
-            raise ParameterError("reconnect_cap", f"must be >= reconnect_base ({self.reconnect_base} s), got {self.reconnect_cap}")
+        if self.backoff_cap < self.backoff_base:
+            raise ParameterError("backoff_cap", f"must be >= backoff_base ({self.backoff_base} s), got {self.backoff_cap}")
         if self.peak_rate < self.base_rate:
             raise ParameterError("peak_rate", f"must be >= base_rate ({self.base_rate}/s), got {self.peak_rate}")
 
@@ -208,9 +214,11 @@ class User(ResilientClient):
         super()._lost(how, code)
 
 
-def simulate(p: AutoscalingParams, seed: int, remedy: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+def simulate(p: AutoscalingParams, seed: int, remedy: str, replication: int = 0
+             ) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """One evening with one remedy: summary row, replica/imbalance series, per-pod series."""
-    ctx = Context(seed)  # the same seed for every remedy: the same users arrive and stay as long
+    # the same streams for every remedy of one replication: the same users arrive and stay as long
+    ctx = Context(seed, replication=replication)
     env = ctx.env
     net = Network(ctx, LinkSpec(latency=p.latency))
     template = PodTemplate(startup=p.startup, termination_grace_period=p.grace_period, drain=remedy == "drain")
@@ -218,7 +226,7 @@ def simulate(p: AutoscalingParams, seed: int, remedy: str) -> tuple[dict, pd.Dat
     deployment = Deployment(ctx, net, template, service=service)
     deployment.start(p.min_replicas)
     fleet = Fleet(ctx, deployment, net, p.max_age if remedy == "max_age" else None, p.max_age_jitter)
-    policy = make_backoff("full_jitter", base=p.reconnect_base, cap=p.reconnect_cap)
+    policy = make_backoff("full_jitter", base=p.backoff_base, cap=p.backoff_cap)
     tracker = ReconnectTracker()
     jitter = Uniform(0.0, 1.0).bind(ctx.rng("reconnect")).sample
     lifetimes = p.lifetime.bind(ctx.rng("lifetimes"))
@@ -287,11 +295,10 @@ def simulate(p: AutoscalingParams, seed: int, remedy: str) -> tuple[dict, pd.Dat
 @scenario("autoscaling", AutoscalingParams,
           "Q6: an evening peak of long-lived connections against the Kubernetes HPA: new pods stay empty; remedies compared")
 def run_autoscaling(p: AutoscalingParams, seed: int) -> Result:
-    rows, series, pods = [], [], []
-    for remedy in p.remedies():
-        row, s, q = simulate(p, seed, remedy)
-        rows.append(row)
-        series.append(s)
-        pods.append(q)
-    return Result("autoscaling", seed, p, pd.DataFrame(rows),
-                  {"replicas": pd.concat(series, ignore_index=True), "pods": pd.concat(pods, ignore_index=True)})
+    def once(r: int):
+        rows, series, pods = zip(*(simulate(p, seed, remedy, r) for remedy in p.remedies()))
+        return list(rows), {"replicas": pd.concat(series, ignore_index=True), "pods": pd.concat(pods, ignore_index=True)}
+
+    reps = replicate(p.replications, once)
+    summary = reps.summary(["remedy"], SUMMARY_COLUMNS)
+    return Result("autoscaling", seed, p, summary, {"replications": reps.rows, **reps.series})

@@ -33,8 +33,14 @@ from sim.components.load_balancer import (
 from sim.core.params import WorkModel
 from sim.core import expand_names, Constant, Context, Distribution, ParameterError, Params, Result, Uniform, param
 from sim.core.registry import scenario
+from sim.core.replication import replicate, replications_param
 
 _OPEN, _DROP, _RECONNECT = 0, 1, 2
+SESSION_STORES = ("off", "on")
+SUMMARY_COLUMNS = ("imbalance", "max_connections", "min_connections", "imbalance_after_reconnects", "reconnects",
+                   "sessions_kept", "sessions_fetched", "sessions_lost", "sessions_lost_fraction", "fetch_p99_s",
+                   "keys_moved_fraction", "keys_moved_on_node_down_fraction", "ideal_moved_fraction", "simulated_s")
+"""Per policy and store: the mean over replications, with a 95 % interval (``*_ci_low``, ``*_ci_high``)."""
 
 
 @dataclass(frozen=True)
@@ -53,16 +59,19 @@ class LoadBalancingParams(Params):
     reconnect_window: float = param(60.0, gt=0, unit="s",
                                     help="after the ramp, each client drops once at a uniform time in this window")
     offline_time: Distribution = param(Uniform(0.5, 5.0), unit="s", help="time from a drop to the reconnect")
-    session_store: bool = param(False, help="sessions also live in an external store (e.g. Redis): none is lost")
+    session_store: str = param("off", help="sessions also in an external store, e.g. Redis (on), or only in node "
+                                           "memory (off); both separated by a comma, or 'all'")
     store_latency: Distribution = param(Constant(0.001), unit="s",
                                         help="round trip to fetch a session from the store (assumed, same zone)")
     virtual_nodes: int = param(160, ge=1, help="consistent_hash: ring points per node (NGINX ketama uses 160)")
     bins: tuple[int, ...] = param((10, 100, 1000, 10_000), ge=3,
                                   help="balls-into-bins check: n clients into n nodes, for each n")
     bins_replications: int = param(5, ge=1, help="balls-into-bins check: runs averaged for each n")
+    replications: int = replications_param()
 
     def validate(self) -> None:
         self.policies()
+        self.stores()
         if self.nat_share > 0 and self.clients_per_nat > self.clients:
             raise ParameterError("clients_per_nat", f"must be <= clients ({self.clients}) when nat_share > 0, "
                                                     f"got {self.clients_per_nat}")
@@ -70,6 +79,10 @@ class LoadBalancingParams(Params):
     def policies(self) -> tuple[str, ...]:
         """The policies this run compares, in order."""
         return expand_names("policy", self.policy, POLICIES)
+
+    def stores(self) -> tuple[bool, ...]:
+        """Without (False) and/or with (True) a session store, in order."""
+        return tuple(s == "on" for s in expand_names("session_store", self.session_store, SESSION_STORES))
 
 
 def client_addresses(p: LoadBalancingParams, ctx: Context) -> np.ndarray:
@@ -107,21 +120,23 @@ def _moved(before: list, after: list) -> float:
     return sum(1 for a, b in zip(before, after) if a is None or a is not b) / len(before)
 
 
-def population(p: LoadBalancingParams, seed: int) -> tuple[list[ClientKey], tuple[list, list, list]]:
+def population(p: LoadBalancingParams, seed: int, replication: int = 0) -> tuple[list[ClientKey], tuple[list, list, list]]:
     """The clients and their calendar as plain lists: the same for every policy (common random numbers)."""
-    ctx = Context(seed)
+    ctx = Context(seed, replication=replication)
     keys = [ClientKey(f"client-{i}", int(ip)) for i, ip in enumerate(client_addresses(p, ctx))]
     return keys, tuple(a.tolist() for a in calendar(p, ctx))  # type: ignore[return-value]
 
 
-def simulate(p: LoadBalancingParams, seed: int, policy: str, people=None) -> tuple[dict, pd.DataFrame]:
+def simulate(p: LoadBalancingParams, seed: int, policy: str, people=None, *, store_on: bool | None = None,
+             replication: int = 0) -> tuple[dict, pd.DataFrame]:
     """One policy: summary row and per-second series (``people`` from :func:`population`, to share it)."""
-    keys, (times, kinds, who) = people if people is not None else population(p, seed)
-    ctx = Context(seed)
+    keys, (times, kinds, who) = people if people is not None else population(p, seed, replication)
+    store_on = p.stores()[0] if store_on is None else store_on
+    ctx = Context(seed, replication=replication)
     env = ctx.env
     names = [f"node-{i}" for i in range(p.nodes)]
     lb = LoadBalancer(ctx, policy, names, virtual_nodes=p.virtual_nodes)
-    store = SessionStore(ctx, p.store_latency) if p.session_store else None
+    store = SessionStore(ctx, p.store_latency) if store_on else None
     sessions = Sessions(store)
     for name in names:
         sessions.node_up(name)
@@ -180,6 +195,7 @@ def simulate(p: LoadBalancingParams, seed: int, policy: str, people=None) -> tup
     counts = sessions.counts
     row = {
         "policy": policy,
+        "session_store": store_on,
         "clients": p.clients,
         "nodes": p.nodes,
         "imbalance": snapshot.get("imbalance", math.nan),
@@ -197,7 +213,7 @@ def simulate(p: LoadBalancingParams, seed: int, policy: str, people=None) -> tup
         "ideal_moved_fraction": 1 / (p.nodes + 1),
         "simulated_s": horizon,
     }
-    return row, pd.DataFrame({"policy": policy, **series})
+    return row, pd.DataFrame({"policy": policy, "session_store": store_on, **series})
 
 
 def balls_into_bins(p: LoadBalancingParams, seed: int) -> pd.DataFrame:
@@ -224,11 +240,13 @@ def balls_into_bins(p: LoadBalancingParams, seed: int) -> pd.DataFrame:
           "Q6: N long-lived connections through one balancer: imbalance, sessions lost on reconnect, NAT and "
           "keys moved per policy (round robin ... consistent hashing, sticky cookie), balls into bins")
 def run_load_balancing(p: LoadBalancingParams, seed: int) -> Result:
-    people = population(p, seed)
-    rows, series = [], []
-    for policy in p.policies():
-        row, per_second = simulate(p, seed, policy, people)
-        rows.append(row)
-        series.append(per_second)
-    return Result("load-balancing", seed, p, pd.DataFrame(rows),
-                  {"per_second": pd.concat(series, ignore_index=True), "balls_into_bins": balls_into_bins(p, seed)})
+    def once(r: int):
+        people = population(p, seed, r)
+        rows, series = zip(*(simulate(p, seed, policy, people, store_on=store, replication=r)
+                             for store in p.stores() for policy in p.policies()))
+        return list(rows), {"per_second": pd.concat(series, ignore_index=True)}
+
+    reps = replicate(p.replications, once)
+    summary = reps.summary(["policy", "session_store"], SUMMARY_COLUMNS, keep=["clients", "nodes"])
+    return Result("load-balancing", seed, p, summary,
+                  {"replications": reps.rows, **reps.series, "balls_into_bins": balls_into_bins(p, seed)})

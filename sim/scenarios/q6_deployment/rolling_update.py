@@ -9,10 +9,10 @@ through a balancer to ``pods`` pods; at ``update_at`` the pods are replaced ``ma
 delete, its preStop hook sleeps ``prestop_sleep`` s, then SIGTERM; SIGKILL comes
 ``termination_grace_period`` s after the preStop started.
 
-* ``graceful`` drain: on SIGTERM the application closes its connections with a close frame
+* ``termination=graceful`` (a drain): on SIGTERM the application closes its connections with a close frame
   (``close_code`` 1001 going away or 1012 service restart), spread over ``drain_period`` s, so
   clients reconnect a few at a time (with their backoff's jitter).
-* ``abrupt``: the application ignores SIGTERM; at SIGKILL the kernel resets every socket at
+* ``termination=abrupt``: the application ignores SIGTERM; at SIGKILL the kernel resets every socket at
   once and each client reports 1006 (abnormal closure) and reconnects.
 
 Sessions live in the pod's memory: a client that lands on another pod loses its session
@@ -45,13 +45,21 @@ from sim.components.kubernetes import Deployment, PodTemplate
 from sim.components.load_balancer import POLICIES, Backend, ClientKey, LoadBalancer, Sessions, SessionStore, presets
 from sim.components.resilient_client import ReconnectTracker, ResilientClient
 from sim.core.params import WorkModel
-from sim.core import Constant, Context, Distribution, LinkSpec, Network, ParameterError, Params, Result, \
+from sim.core import expand_names, Constant, Context, Distribution, LinkSpec, Network, ParameterError, Params, Result, \
     TruncatedNormal, param
 from sim.core.registry import scenario
+from sim.core.replication import replicate, replications_param
 
 GRACE_S: float = presets()["kubernetes_pod_termination"]["termination_grace_period_s"]
 """Kubernetes' default terminationGracePeriodSeconds (30 s)."""
 CLOSE_CODES = (frames.GOING_AWAY, frames.SERVICE_RESTART)
+TERMINATIONS = ("graceful", "abrupt")
+SESSION_STORES = ("off", "on")
+SUMMARY_COLUMNS = ("disconnections", "closed_1001", "closed_1012", "closed_1006", "peak_attempts_per_s", "attempts",
+                   "refused_attempts", "timed_out_attempts", "sessions_kept", "sessions_fetched", "sessions_lost",
+                   "disruption_p50_s", "disruption_p99_s", "disruption_max_s", "rollout_s", "time_to_recover_s",
+                   "all_reconnected")
+"""Per combination: the mean over replications, with a 95 % interval (``*_ci_low``, ``*_ci_high``)."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +73,11 @@ class RollingUpdateParams(Params):
     max_surge: int = param(1, ge=0, help="extra new pods started before old ones are terminated (maxSurge-like)")
     max_unavailable: int = param(0, ge=0, help="old pods terminated before their replacement is Ready "
                                                "(maxUnavailable-like)")
-    drain: str = param("both", choices=("both", "graceful", "abrupt"),
-                       help="graceful: close frames on SIGTERM; abrupt: sockets die at SIGKILL (1006); both: compare")
-    session_store: str = param("both", choices=("both", "on", "off"),
-                               help="sessions also in an external store (on), only in pod memory (off), or compare")
+    termination: str = param("all", help="what the app does on SIGTERM: graceful (close frames, spread over "
+                                         "drain_period) or abrupt (ignores it: sockets die at SIGKILL, 1006); "
+                                         "both separated by a comma, or 'all'")
+    session_store: str = param("all", help="sessions also in an external store (on) or only in pod memory (off); "
+                                           "both separated by a comma, or 'all'")
     close_code: int = param(frames.SERVICE_RESTART, help="graceful close code: 1001 (going away) or 1012 (service restart)")
     termination_grace_period: float = param(GRACE_S, gt=0, unit="s",
                                             help="from preStop start to SIGKILL (Kubernetes default 30 s)")
@@ -87,8 +96,10 @@ class RollingUpdateParams(Params):
                                         help="round trip to fetch a session from the store (assumed, same zone)")
     latency: Distribution = param(TruncatedNormal(0.02, 0.005), unit="s", help="one-way network latency")
     horizon: float = param(300.0, gt=0, unit="s", help="simulated time")
+    replications: int = replications_param()
 
     def validate(self) -> None:
+        self.combinations()
         if self.max_surge + self.max_unavailable < 1:
             raise ParameterError("max_surge", "max_surge + max_unavailable must be >= 1 or the rollout cannot progress")
         if self.close_code not in CLOSE_CODES:
@@ -110,9 +121,10 @@ class RollingUpdateParams(Params):
         return self.update_at + steps * self.pod_startup + self.termination_grace_period
 
     def combinations(self) -> list[tuple[str, bool]]:
-        drains = ("graceful", "abrupt") if self.drain == "both" else (self.drain,)
-        stores = (False, True) if self.session_store == "both" else (self.session_store == "on",)
-        return [(d, s) for d in drains for s in stores]
+        """(termination, store on) pairs this run compares, in order."""
+        terminations = expand_names("termination", self.termination, TERMINATIONS)
+        stores = expand_names("session_store", self.session_store, SESSION_STORES)
+        return [(t, s == "on") for t in terminations for s in stores]
 
 
 class _Shared:
@@ -173,9 +185,10 @@ class BalancedClient(ResilientClient):
         super()._attempt(_event)
 
 
-def simulate(p: RollingUpdateParams, seed: int, drain: str, store_on: bool) -> tuple[dict, pd.DataFrame]:
+def simulate(p: RollingUpdateParams, seed: int, termination: str, store_on: bool, replication: int = 0
+             ) -> tuple[dict, pd.DataFrame]:
     """One rollout: summary row and per-second series."""
-    ctx = Context(seed)  # same seed for every combination: common random numbers
+    ctx = Context(seed, replication=replication)  # the same streams for every combination: common random numbers
     env = ctx.env
     net = Network(ctx, LinkSpec(latency=p.latency))
     lb = LoadBalancer(ctx, p.policy)  # the Service: the pods' endpoints, behind the balancer of `policy`
@@ -188,7 +201,7 @@ def simulate(p: RollingUpdateParams, seed: int, drain: str, store_on: bool) -> t
     terminated_at: list[float] = []
     template = PodTemplate(startup=Constant(p.pod_startup), termination_grace_period=p.termination_grace_period,
                            prestop_sleep=p.prestop_sleep, endpoint_delay=p.endpoint_delay,
-                           drain=drain == "graceful", drain_period=p.drain_period, close_code=p.close_code)
+                           drain=termination == "graceful", drain_period=p.drain_period, close_code=p.close_code)
 
     def gone(pod) -> None:  # the process is gone, and the sessions in its memory with it
         sessions.node_down(pod.name)
@@ -235,7 +248,7 @@ def simulate(p: RollingUpdateParams, seed: int, drain: str, store_on: bool) -> t
     losses = sum(shared.codes.values())
     all_back = tracker.connected == p.clients and tracker.gave_up == 0
     row = {
-        "drain": drain,
+        "termination": termination,
         "session_store": store_on,
         "policy": p.policy,
         "clients": p.clients,
@@ -258,7 +271,7 @@ def simulate(p: RollingUpdateParams, seed: int, drain: str, store_on: bool) -> t
         "time_to_recover_s": shared.last_resumed_at - p.update_at if all_back else math.nan,
         "all_reconnected": all_back,
     }
-    series = pd.DataFrame({"drain": drain, "session_store": store_on, "time_s": [float(b) for b in bins],
+    series = pd.DataFrame({"termination": termination, "session_store": store_on, "time_s": [float(b) for b in bins],
                            "attempts": attempts, "refused": refused, "connected": connected[: len(attempts)]})
     return row, series
 
@@ -267,9 +280,10 @@ def simulate(p: RollingUpdateParams, seed: int, drain: str, store_on: bool) -> t
           "Q6: pods replaced one by one under N WebSocket connections: graceful drain (1001/1012) vs abrupt kill (1006), "
           "with and without a session store: reconnection storm, sessions lost, time to recover")
 def run_rolling_update(p: RollingUpdateParams, seed: int) -> Result:
-    rows, series = [], []
-    for drain, store_on in p.combinations():
-        row, per_second = simulate(p, seed, drain, store_on)
-        rows.append(row)
-        series.append(per_second)
-    return Result("rolling-update", seed, p, pd.DataFrame(rows), {"per_second": pd.concat(series, ignore_index=True)})
+    def once(r: int):
+        rows, series = zip(*(simulate(p, seed, t, store_on, r) for t, store_on in p.combinations()))
+        return list(rows), {"per_second": pd.concat(series, ignore_index=True)}
+
+    reps = replicate(p.replications, once)
+    summary = reps.summary(["termination", "session_store"], SUMMARY_COLUMNS, keep=["policy", "clients", "pods"])
+    return Result("rolling-update", seed, p, summary, {"replications": reps.rows, **reps.series})
