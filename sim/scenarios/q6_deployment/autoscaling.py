@@ -44,7 +44,6 @@ import pandas as pd
 from sim.components import frames
 from sim.components.autoscaler import HorizontalPodAutoscaler, HpaSpec, hpa_defaults, with_policies
 from sim.components.backoff import make_backoff
-from sim.components.client import DISCONNECTED
 from sim.components.kubernetes import STARTING, TERMINATING, Deployment, PodTemplate, kube_proxy_service
 from sim.components.load_balancer import ClientKey
 from sim.components.resilient_client import ReconnectTracker, ResilientClient
@@ -138,7 +137,7 @@ class AutoscalingParams(Params):
 class Fleet:
     """What the users and the platform did to the connections, counted once for all users."""
 
-    __slots__ = ("deployment", "network", "env", "max_age", "jitter", "uniform", "closed_for_age", "cut", "no_endpoint")
+    __slots__ = ("deployment", "network", "env", "max_age", "jitter", "uniform", "closed_for_age", "cut")
 
     def __init__(self, ctx: Context, deployment: Deployment, network: Network, max_age: float | None,
                  jitter: float) -> None:
@@ -151,9 +150,8 @@ class Fleet:
         self.closed_for_age = 0
         self.cut = {"clean": 0, "reset": 0, "timeout": 0}
         """Connections lost by users still there, by how the client noticed."""
-        self.no_endpoint = 0
 
-    def connected(self, client: "User") -> None:
+    def connected(self, client: ResilientClient) -> None:
         """A handshake was accepted: with ``max_age``, the pod schedules the connection's end."""
         if self.max_age is None:
             return
@@ -165,53 +163,16 @@ class Fleet:
         timer = self.env.timeout(max(0.0, accepted_at + age - self.env.now), (client.name, server, accepted_at))
         timer.callbacks.append(self._expire)
 
+    def lost(self, client: ResilientClient, how: str, code: int) -> None:
+        """A user still there lost its connection (the client reconnects through the Service)."""
+        self.cut[how] += 1
+
     def _expire(self, event) -> None:
         name, server, accepted_at = event.value
         if server.up and server.connections.get(name) == accepted_at:  # the same connection, still open
             self.closed_for_age += 1
             # the server's close frame; the client's answering close frame removes it (RFC 6455 §5.5.1)
             self.network.send(server.name, name, (frames.CLOSE, frames.SERVICE_RESTART), frames.FRAME_HEADER_BYTES)
-
-
-class User(ResilientClient):
-    """A user's browser: connects through the Service, reconnects with backoff until the user leaves."""
-
-    __slots__ = ("fleet", "key", "endpoint")
-
-    def __init__(self, ctx: Context, name: str, fleet: Fleet, policy, tracker: ReconnectTracker, uniform) -> None:
-        super().__init__(ctx, name, fleet.network, "", policy, tracker, uniform, on_connect=self._connected)
-        self.fleet = fleet
-        self.key = ClientKey(name, 0)
-        self.endpoint = None
-
-    def _attempt(self, _event=None) -> None:
-        if self.stopped or self.state != DISCONNECTED:
-            return
-        endpoint = self.fleet.deployment.service.route(self.key)
-        if endpoint is None:  # no ready endpoint: the proxy answers 503, try again later
-            self.fleet.no_endpoint += 1
-            self.last_attempt_at = self.env.now
-            self._schedule_retry()
-            return
-        self.endpoint = endpoint
-        self.server = endpoint.name  # each new connection is routed afresh: it may land on another pod
-        super()._attempt()
-
-    def _connected(self, _client) -> None:
-        self.fleet.deployment.service.opened(self.endpoint)
-        self.fleet.connected(self)
-
-    def stop(self, code: int = 1000) -> None:
-        if self.state == "connected":
-            self.fleet.deployment.service.closed(self.endpoint)
-        super().stop(code)
-
-    def _lost(self, how: str, code: int) -> None:
-        if how == "clean":  # answer the server's close frame, so that it forgets the connection
-            self.network.send(self.name, self.server, (frames.CLOSE, code), frames.FRAME_HEADER_BYTES)
-        self.fleet.deployment.service.closed(self.endpoint)
-        self.fleet.cut[how] += 1
-        super()._lost(how, code)
 
 
 def simulate(p: AutoscalingParams, seed: int, remedy: str, replication: int = 0
@@ -241,7 +202,10 @@ def simulate(p: AutoscalingParams, seed: int, remedy: str, replication: int = 0
             if arrivals.random() * peak > p.rate(env.now):
                 continue
             users[0] += 1
-            user = User(ctx, f"u{users[0]}", fleet, policy, tracker, jitter)
+            name = f"u{users[0]}"
+            # the one connection stack: every attempt asks the Service for a pod
+            user = ResilientClient(ctx, name, net, None, policy, tracker, jitter, router=deployment.service,
+                                   key=ClientKey(name, 0), on_connect=fleet.connected, on_disconnect=fleet.lost)
             user.start()
             env.timeout(lifetimes.sample(), user).callbacks.append(lambda ev: ev.value.stop())
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,7 +41,7 @@ import simpy
 from sim.components import frames
 from sim.components.backoff import PRESETS, STRATEGIES, make_backoff
 from sim.components.kubernetes import Deployment, PodTemplate
-from sim.components.load_balancer import POLICIES, Backend, ClientKey, LoadBalancer, Sessions, SessionStore, presets
+from sim.components.load_balancer import POLICIES, ClientKey, LoadBalancer, Sessions, SessionStore, presets
 from sim.components.resilient_client import ReconnectTracker, ResilientClient
 from sim.core.params import WorkModel
 from sim.core import expand_names, Constant, Context, Distribution, LinkSpec, Network, ParameterError, Params, Result, \
@@ -135,54 +134,18 @@ class _Shared:
         self.lb = lb
         self.sessions = sessions
         self.codes: dict[int, int] = {}
-        self.no_backend = 0
         self.disruptions: list[float] = []  # loss -> connected with a usable session, per reconnection
         self.last_resumed_at = math.nan
 
-    def connected(self, client: "BalancedClient") -> None:
-        backend = client.backend
-        self.lb.opened(backend)
-        outcome, fetch = self.sessions.resume(client.key, backend.name)
+    def connected(self, client: ResilientClient) -> None:
+        outcome, fetch = self.sessions.resume(client.key, client.server)
         now = self.env.now
         if not math.isnan(client.lost_at):
             self.disruptions.append(now + fetch - client.lost_at)
             self.last_resumed_at = now + fetch
 
-    def disconnected(self, client: "BalancedClient", how: str, code: int) -> None:
-        self.lb.closed(client.backend)
+    def disconnected(self, client: ResilientClient, how: str, code: int) -> None:
         self.codes[code] = self.codes.get(code, 0) + 1
-
-
-class BalancedClient(ResilientClient):
-    """A resilient client that asks the balancer for a pod before every attempt."""
-
-    __slots__ = ("key", "backend", "shared")
-
-    def __init__(self, ctx: Context, key: ClientKey, network: Network, shared: _Shared, policy: Any,
-                 tracker: ReconnectTracker, uniform) -> None:
-        super().__init__(ctx, key.name, network, "", policy, tracker, uniform,
-                         on_connect=shared.connected, on_disconnect=shared.disconnected)
-        self.key = key
-        self.shared = shared
-        self.backend: Backend | None = None
-
-    def place(self, backend: Backend) -> None:
-        self.backend = backend
-        self.server = backend.name
-
-    def _attempt(self, _event: simpy.Event | None = None) -> None:
-        if self.stopped or self.state != "disconnected":
-            return
-        backend = self.shared.lb.route(self.key)
-        if backend is None:  # no endpoint at all: the balancer answers 503 at once
-            self.shared.no_backend += 1
-            self.tracker._count(self.tracker.attempts, self.env.now)
-            self.tracker._count(self.tracker.refused, self.env.now)
-            self.last_attempt_at = self.env.now
-            self._schedule_retry()
-            return
-        self.place(backend)
-        super()._attempt(_event)
 
 
 def simulate(p: RollingUpdateParams, seed: int, termination: str, store_on: bool, replication: int = 0
@@ -215,12 +178,13 @@ def simulate(p: RollingUpdateParams, seed: int, termination: str, store_on: bool
     clients = []
     for i in range(p.clients):
         key = ClientKey(f"c{i}", int(addresses[i]))
-        client = BalancedClient(ctx, key, net, shared, backoff, tracker, draw)
+        # the one connection stack: each attempt asks the Service (the balancer) for a pod
+        client = ResilientClient(ctx, key.name, net, None, backoff, tracker, draw, router=lb, key=key,
+                                 on_connect=shared.connected, on_disconnect=shared.disconnected)
         backend = lb.route(key)
         client.place(backend)
-        client.adopt_connection()
+        client.adopt_connection()  # tells the balancer the connection is open
         deployment.pod(backend.name).server.adopt(client.name)
-        lb.opened(backend)
         sessions.resume(key, backend.name)
         clients.append(client)
     assert len(pods) == p.pods
