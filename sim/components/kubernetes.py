@@ -52,7 +52,7 @@ from sim.core.network import Network
 STARTING, READY, TERMINATING, GONE = "starting", "ready", "terminating", "gone"
 """Pod lifecycle as the model sees it (STARTING is Pending, or Running but not yet Ready)."""
 CLOSE_CODES = (frames.GOING_AWAY, frames.SERVICE_RESTART)
-SERVICE_POLICIES = {"iptables": "random", "ipvs": "round_robin", "ipvs_lc": "least_connections"}
+SERVICE_POLICIES: dict[str, str] = dict(data.load("load_balancers")["kubernetes_service_proxy_modes"]["modes"])
 """kube-proxy mode -> the :class:`LoadBalancer` policy that spreads new connections the same way."""
 
 
