@@ -36,3 +36,11 @@ def load(name: str) -> dict:
 
     Each call gets its own copy: a caller that changes it cannot change what others read."""
     return copy.deepcopy(_read(name))
+
+
+def text(relative_path: str) -> str:
+    """A preset that is not JSON (e.g. ``appsync/schema.graphql``), as text."""
+    node = _presets_dir()
+    for part in relative_path.split("/"):
+        node = node / part
+    return node.read_text(encoding="utf-8")

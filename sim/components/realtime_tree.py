@@ -726,7 +726,7 @@ class RealtimeServer:
                  write_rate: float | None = None, commit_latency=None, idle_timeout: float = 60.0) -> None:
         self.ctx, self.env, self.name, self.network = ctx, ctx.env, name, network
         self.db = database
-        self.server = _TrackingServer(ctx, name, ServerSpec(max_connections=max_connections), network,
+        self.server = TrackingServer(ctx, name, ServerSpec(max_connections=max_connections), network,
                                       on_data=self._on_data, on_gone=self._connection_gone)
         self.write_rate = write_rate
         self.commit_latency = (commit_latency or Constant(0.0)).bind(ctx.rng(f"rtdb.{name}.commit"))
@@ -877,7 +877,7 @@ class RealtimeServer:
         self.env.timeout(downtime).callbacks.append(lambda _e: self.server.restart())
 
 
-class _TrackingServer(Server):
+class TrackingServer(Server):
     """A :class:`Server` that remembers when it last heard from each client and says when a
     connection is gone (close frame or idle drop): what ``onDisconnect`` needs."""
 
