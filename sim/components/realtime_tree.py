@@ -829,12 +829,18 @@ class RealtimeServer:
                     del listens[listen.tag]
                     self._send(client, {"a": "cancel", "tag": listen.tag, "reason": "permission_denied"})
                     continue
-                if listen.query is not NO_QUERY and listen.query != NO_QUERY:
-                    # a query's window may shift: the server sends the listener's new window
-                    new = listen.query.window(get_in(root, listen.path))
-                    if new == listen.query.window(get_in(old_root, listen.path)):
+                if listen.query != NO_QUERY:
+                    # a query: the server sends what changed in the listener's window (children
+                    # that entered or changed, and null for those that left it)
+                    old = listen.query.window(get_in(old_root, listen.path)) or {}
+                    new = listen.query.window(get_in(root, listen.path)) or {}
+                    if old == new:
                         continue
-                    msg = {"a": "d", "tag": listen.tag, "p": listen.path, "d": new, "full": True}
+                    parts = {listen.path + (k,): v for k, v in new.items() if old.get(k) != v}
+                    parts.update({listen.path + (k,): None for k in old if k not in new})
+                    if not isinstance(old, dict) or not isinstance(new, dict):
+                        parts = {listen.path: new or None}
+                    msg = {"a": "m", "tag": listen.tag, "parts": [(list(p), v) for p, v in parts.items()]}
                 else:
                     # the SDK's 'm' (merge) / 'd' (put) action: written data at its path, clipped to the listen
                     parts = {}
