@@ -245,14 +245,15 @@ def test_write_larger_than_the_limit_is_rejected():
     assert c.rejected[0][1] == "write_too_big" and db.root is None
 
 
-def test_acknowledged_writes_survive_a_server_restart():
-    ctx, net, db, srv = world()
+@pytest.mark.parametrize("write_rate", [None, 200.0])   # 200/s: writes still queued at the crash
+def test_acknowledged_writes_survive_a_server_restart(write_rate):
+    ctx, net, db, srv = world(write_rate=write_rate)
     c = client(ctx, net, "c")
     ctx.run(1)
     acked = []
     for i in range(20):
         c.set(f"/k/{i}", i, on_complete=lambda s, i=i: acked.append(i) if s == "ok" else None)
-    ctx.run(1.5)
+    ctx.run(1.12)
     srv.crash_and_restart(downtime=2.0)
     ctx.run(60)
     assert acked and all(db.get(f"/k/{i}") == i for i in acked)

@@ -736,6 +736,7 @@ class RealtimeServer:
         self.on_disconnect_ops: dict[str, list[Write]] = {}
         self._queue: deque = deque()
         self._busy = False
+        self._epoch = 0  # bumped by a crash: a commit in progress then finishes into the void
         m = ctx.metrics
         self.m_writes = m.counter("rtdb_writes_total", "Writes by outcome", ("server", "outcome"))
         self.m_wire = m.counter("rtdb_wire_bytes_total", "Bytes pushed to listeners", ("server",)).labels(server=name)
@@ -797,9 +798,11 @@ class RealtimeServer:
             return
         self._busy = True
         service = 0.0 if self.write_rate is None else 1.0 / self.write_rate
-        self.env.timeout(service).callbacks.append(self._apply_head)
+        self.env.timeout(service, self._epoch).callbacks.append(self._apply_head)
 
-    def _apply_head(self, _e) -> None:
+    def _apply_head(self, event) -> None:
+        if event.value != self._epoch:
+            return
         client, write, on_disconnect, arrived = self._queue.popleft()
         self.m_queue.set(len(self._queue))
         auth = self.auth.get(client)
@@ -874,6 +877,8 @@ class RealtimeServer:
         the committed tree is durable and survives."""
         lost = list(self._queue)
         self._queue.clear()
+        self._epoch += 1
+        self._busy = False
         self.m_queue.set(0)
         for client, _w, _od, _t in lost:
             self.m_writes.labels(server=self.name, outcome="lost_in_crash").inc()
