@@ -34,7 +34,7 @@ filters, conflict detection of Amplify DataStore, request-token rate limits (not
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from graphql import (
@@ -48,6 +48,8 @@ from sim.components.realtime_tree import TrackingServer, json_bytes
 from sim.components.server import ServerSpec
 from sim.core.distributions import Constant
 from sim.core.errors import ParameterError, UserError
+from sim.core.timer import Timer
+from sim.core.timer import cancel as cancel_timer
 
 API_KEY, USER_POOLS, IAM = "API_KEY", "AMAZON_COGNITO_USER_POOLS", "AWS_IAM"
 AUTH_MODES = (API_KEY, USER_POOLS, IAM)
@@ -476,10 +478,11 @@ def _ka_client_class():
     class KaClient(ResilientClient):
         """A resilient WebSocket that can give up a live connection whose ``ka`` stopped."""
 
-        def abandon(self) -> None:
+        def reconnect(self) -> None:
+            """Close a connection that went silent; the backoff policy then reconnects."""
             if self.state == "connected":
                 self.close(1000)
-                self._lost("timeout", 1006)  # then the backoff policy reconnects
+                self._lost("timeout", 1006)
 
     return KaClient
 
@@ -510,6 +513,7 @@ class AppSyncClient:
         """Types of the real-time messages received, in order (the protocol, visible)."""
         self.connection_timeout_s = float("inf")
         self.last_ka = 0.0
+        self._ka_timer: Timer | None = None
         self.ready = False
         self._next_request = 0
         self._callbacks: dict[int, Callable[[dict], None]] = {}
@@ -529,6 +533,7 @@ class AppSyncClient:
     def _on_disconnect(self, _c, _how, _code) -> None:
         self.ready = False
         self.acked.clear()
+        cancel_timer(self._ka_timer)
 
     def _start(self, sid: str) -> None:
         query, variables, _cb = self.subs[sid]
@@ -571,14 +576,10 @@ class AppSyncClient:
                 cb(d)
 
     def _ka(self, now: float) -> None:
+        """A keep-alive (or the ack): the connection is given up if the next one is late."""
         self.last_ka = now
-        session = self.conn._session
-        timer = self.env.timeout(self.connection_timeout_s, session)
-        timer.callbacks.append(self._ka_check)
-
-    def _ka_check(self, event) -> None:
-        if event.value == self.conn._session and self.env.now - self.last_ka >= self.connection_timeout_s:
-            self.conn.abandon()
+        cancel_timer(self._ka_timer)
+        self._ka_timer = Timer(self.env, self.connection_timeout_s, self.conn.reconnect)
 
     # --- HTTPS ---------------------------------------------------------------------------------
     def request(self, query: str, variables: dict | None = None, on_result: Callable[[dict], None] | None = None) -> int:

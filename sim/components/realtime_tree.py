@@ -41,12 +41,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-import simpy
-
 from sim import data
 from sim.components.server import Server, ServerSpec
 from sim.core.distributions import Constant
 from sim.core.errors import ParameterError, UserError
+from sim.core.timer import Timer
+from sim.core.timer import cancel as cancel_timer
 
 Path = tuple[str, ...]
 _FORBIDDEN_KEY = re.compile(r"[.$#\[\]/\x00-\x1f\x7f]")
@@ -736,7 +736,7 @@ class RealtimeServer:
         self.on_disconnect_ops: dict[str, list[Write]] = {}
         self._queue: deque = deque()
         self._busy = False
-        self._epoch = 0  # bumped by a crash: a commit in progress then finishes into the void
+        self._commit_timer: Timer | None = None  # the commit in progress (cancelled by a crash)
         m = ctx.metrics
         self.m_writes = m.counter("rtdb_writes_total", "Writes by outcome", ("server", "outcome"))
         self.m_wire = m.counter("rtdb_wire_bytes_total", "Bytes pushed to listeners", ("server",)).labels(server=name)
@@ -798,11 +798,9 @@ class RealtimeServer:
             return
         self._busy = True
         service = 0.0 if self.write_rate is None else 1.0 / self.write_rate
-        self.env.timeout(service, self._epoch).callbacks.append(self._apply_head)
+        self._commit_timer = Timer(self.env, service, self._apply_head)
 
-    def _apply_head(self, event) -> None:
-        if event.value != self._epoch:
-            return
+    def _apply_head(self) -> None:
         client, write, on_disconnect, arrived = self._queue.popleft()
         self.m_queue.set(len(self._queue))
         auth = self.auth.get(client)
@@ -877,7 +875,7 @@ class RealtimeServer:
         the committed tree is durable and survives."""
         lost = list(self._queue)
         self._queue.clear()
-        self._epoch += 1
+        cancel_timer(self._commit_timer)
         self._busy = False
         self.m_queue.set(0)
         for client, _w, _od, _t in lost:
@@ -971,9 +969,8 @@ class RealtimeClient:
         self.conn.stop()
 
     def go_online(self) -> None:
-        self.conn.stopped = False
-        if self.conn.state == "disconnected":
-            self.conn.start()
+        """``goOnline()``: reconnect (after the backoff policy's delay)."""
+        self.conn.resume()
 
     def _send(self, msg: dict) -> bool:
         return self.conn.send(msg, json_bytes(msg))
