@@ -58,27 +58,38 @@ def test_latency_mean_and_percentiles(small) -> None:
     assert row["latency_p99_error_s"] == pytest.approx(row["latency_p99_buckets_s"] - row["latency_p99_true_s"])
 
 
-def test_every_exported_counter_is_monotonic_in_the_scrapes() -> None:
-    from sim.scenarios.q5_monitoring import _Fleet
+def test_counters_never_decrease_and_increase_brackets_the_final_count(small) -> None:
+    """Every counter and histogram series of the incident, in every scraper, never decreases; over
+    the whole run, PromQL's increase() lies between the last-minus-first difference and the final
+    count (extrapolated back at most to the counter's zero point), and is exact once the range
+    also holds the first sample."""
+    from sim.monitoring.promql import increase, series
 
-    p = MonitoringIncidentParams(**SMALL)
-    ctx = Context(2)
-    fleet = _Fleet(ctx, p)
-    s = Scraper(ctx.metrics, 5.0, until=20)
-    fleet.m_reconnections.inc(3)
-    fleet.m_disconnections.labels("reset").inc(2)
-    ctx.env.run(until=21)
-    frame = s.frame()
-    for (name, *_labels), group in frame[frame["kind"].isin(["counter", "histogram"])].groupby(
-            ["name", *[c for c in frame.columns if c not in ("time_s", "name", "kind", "value")]], dropna=False):
+    p, _rows, tables = small
+    scrapes = tables["scrapes"]
+    labels = [c for c in scrapes.columns if c not in ("replication", "scrape_interval_s", "time_s", "name", "kind", "value")]
+    monotonic = scrapes[scrapes["kind"].isin(["counter", "histogram"]) & ~scrapes["name"].str.endswith("_sum")]
+    checked = 0
+    for _key, group in monotonic.groupby(["scrape_interval_s", "name", *labels], dropna=False):
         values = group.sort_values("time_s")["value"].tolist()
-        assert values == sorted(values), name
+        assert values == sorted(values)
+        checked += 1
+    assert checked > 50
+    for interval in (1.0, 15.0, 60.0):
+        frame = scrapes[scrapes.scrape_interval_s == interval].drop(columns=["replication", "scrape_interval_s"], errors="ignore")
+        samples = series(frame.dropna(axis=1, how="all"), "messages_published_total")[()]
+        end, final = samples[-1]
+        first_in_range = samples[1][1]  # the range (0, end] leaves out the sample at 0
+        assert final - first_in_range - 1e-9 <= increase(samples, end, end) <= final + 1e-9
+        assert increase(samples, end, end + interval) == pytest.approx(samples[-1][1] - samples[0][1])
 
 
 def test_run_is_deterministic_and_validates() -> None:
     a = sim.run("monitoring-incident", seed=4, **SMALL, scrape_intervals=(15.0,))
     b = sim.run("monitoring-incident", seed=4, **SMALL, scrape_intervals=(15.0,))
     assert a.summary.equals(b.summary)
+    for name in ("scrapes", "latencies", "true_connections"):
+        assert a.series[name].equals(b.series[name]), name
     assert list(a.summary["scrape_interval_s"]) == [15.0]
     with pytest.raises(ParameterError, match="horizon"):
         MonitoringIncidentParams(crash_at=250, downtime=60, horizon=300)
