@@ -237,7 +237,8 @@ def test_without_outages_or_loss_none_loses_only_before_the_first_handshake() ->
 
 def test_timeline_shows_the_backlog(small) -> None:
     t = small.series["timeline"]
-    assert list(t.columns) == ["time_s", "mode", "connected", "link_down", "buffered", "sent", "applied", "duplicated"]
+    assert list(t.columns) == ["replication", "time_s", "mode", "connected", "link_down", "buffered", "sent", "applied",
+                               "duplicated"]
     by_mode = t.groupby("mode")
     assert by_mode["buffered"].max()["none"] == 0 and by_mode["buffered"].max()["buffer"] > 0
     assert by_mode["link_down"].max().min() > 0

@@ -74,3 +74,39 @@ def test_bad_count_names_replications(bad):
     with pytest.raises(ParameterError) as err:
         replicate(bad, once)
     assert err.value.parameter == "replications"
+
+
+def test_default_columns_are_the_numeric_ones_and_labels_are_kept():
+    reps = replicate(2, lambda r: [{"mode": m, "label": f"{m}!", "ok": True, "x": r + i} for i, m in enumerate("ab")])
+    s = reps.summary(["mode"])
+    assert list(s.columns) == ["mode", "label", "ok", "ok_ci_low", "ok_ci_high", "x", "x_ci_low", "x_ci_high",
+                               "replications"]
+    assert s["label"].tolist() == ["a!", "b!"] and s["x"].tolist() == [0.5, 1.5]
+
+
+SCENARIOS_WITH_REPLICATIONS = ["queue", "backoff-contention", "push-vs-webhook", "crdt-convergence", "broker-fanout",
+                               "offline-buffer", "reconnect-storm", "transport-fallback"]
+
+
+@pytest.mark.parametrize("name", SCENARIOS_WITH_REPLICATIONS)
+def test_scenarios_take_the_standard_replications_parameter(name):
+    import sim
+
+    info = {i.name: i for i in sim.get(name).params_type.describe()}
+    assert info["replications"].type == "int" and info["replications"].allowed == "each >= 1".replace("each ", "")
+    with pytest.raises(ParameterError) as err:
+        sim.get(name).params_type(replications=0)
+    assert err.value.parameter == "replications"
+
+
+def test_a_scenario_s_first_replications_do_not_depend_on_how_many():
+    import sim
+
+    small = dict(clients=3, duration=30.0, mode="buffer,none")
+    one = sim.run("offline-buffer", seed=4, replications=1, **small)
+    three = sim.run("offline-buffer", seed=4, replications=3, **small)
+    rows = three.series["replications"]
+    assert one.series["replications"].equals(rows[rows["replication"] == 0].reset_index(drop=True))
+    assert three.summary["replications"].tolist() == [3, 3]
+    lost = rows.loc[rows["mode"] == "none", "lost"]
+    assert three.summary.set_index("mode").loc["none", "lost"] == pytest.approx(lost.mean())

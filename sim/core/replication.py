@@ -60,10 +60,13 @@ class Replications:
     series: dict[str, "pd.DataFrame"] = field(default_factory=dict)
     """Each named table of every replication, concatenated, with a ``replication`` column first."""
 
-    def summary(self, by: Sequence[str], columns: Iterable[str], *, keep: Sequence[str] = (),
+    def summary(self, by: Sequence[str], columns: Iterable[str] | None = None, *, keep: Sequence[str] = (),
                 confidence: float = 0.95) -> "pd.DataFrame":
         """One row per distinct ``by`` (in first-seen order): ``by``, ``keep`` (first value),
-        then ``X, X_ci_low, X_ci_high`` for each of ``columns``, then ``replications``."""
+        then ``X, X_ci_low, X_ci_high`` for each of ``columns``, then ``replications``.
+
+        ``columns=None`` means every numeric column (booleans too: their mean is a fraction) not
+        in ``by`` or ``keep``; the other columns (labels, descriptions) are kept like ``keep``."""
         return summarize(self.rows, by, columns, keep=keep, confidence=confidence)
 
 
@@ -86,13 +89,19 @@ def replicate(replications: int, once: Callable[[int], Outcome]) -> Replications
     return Replications(pd.DataFrame(rows), series)
 
 
-def summarize(rows: "pd.DataFrame", by: Sequence[str], columns: Iterable[str], *, keep: Sequence[str] = (),
-              confidence: float = 0.95) -> "pd.DataFrame":
+def summarize(rows: "pd.DataFrame", by: Sequence[str], columns: Iterable[str] | None = None, *,
+              keep: Sequence[str] = (), confidence: float = 0.95) -> "pd.DataFrame":
     """Aggregate per-replication ``rows`` by ``by`` (see :meth:`Replications.summary`)."""
     import pandas as pd
+    from pandas.api.types import is_numeric_dtype
 
-    columns = list(columns)
     by = list(by)
+    fixed = {*by, *keep, REPLICATION}
+    if columns is None:
+        numeric = [c for c in rows.columns if c not in fixed and is_numeric_dtype(rows[c])]
+        keep = [*keep, *(c for c in rows.columns if c not in fixed and c not in numeric)]
+        columns = numeric
+    columns = list(columns)
     out = []
     groups = rows.groupby(by, sort=False, dropna=False) if by else [((), rows)]
     for key, group in groups:

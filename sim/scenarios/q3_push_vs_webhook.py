@@ -61,9 +61,11 @@ from sim.components.webhook import (
 )
 from sim.core.params import WorkModel
 from sim.core import (
-    Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, param,
+    Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, expand_names,
+    param,
 )
 from sim.core.registry import scenario
+from sim.core.replication import replicate, replications_param
 
 TRANSPORTS = ("websocket", "webhook", "long-polling", "short-polling")
 PROVIDER, CONSUMER = "provider", "consumer"
@@ -80,7 +82,9 @@ class PushVsWebhookParams(Params):
     """Parameters of ``push-vs-webhook``."""
     work = WorkModel(seconds_at_defaults=0.8, factors=('events',))  # measured, see check_work
 
-    transport: str = param("all", choices=(*TRANSPORTS, "all"), help="one transport, or all four on the same events")
+    transport: str = param("all", help=f"{', '.join(TRANSPORTS)}; several separated by commas, or all "
+                                       "(on the same events)")
+    replications: int = replications_param()
     event_rates: tuple[float, ...] = param((1 / 86400, 1 / 3600, 1 / 60, 1.0, 100.0), gt=0, le=10_000, unit="1/s",
                                            help="event rates to compare (default: 1 per day to 100 per second)")
     events: int = param(200, ge=1, le=1_000_000, help="events per rate; the horizon is about events / rate")
@@ -120,6 +124,7 @@ class PushVsWebhookParams(Params):
                          help="time allowed after the last event for late deliveries (> Stripe's 3 days)")
 
     def validate(self) -> None:
+        self.transports  # raises on an unknown name
         if self.idle_timeout < self.heartbeat_interval:
             raise ParameterError("idle_timeout", f"must be >= heartbeat_interval ({self.heartbeat_interval} s), "
                                                  f"got {self.idle_timeout}")
@@ -128,7 +133,7 @@ class PushVsWebhookParams(Params):
 
     @property
     def transports(self) -> tuple[str, ...]:
-        return TRANSPORTS if self.transport == "all" else (self.transport,)
+        return expand_names("transport", self.transport, TRANSPORTS)
 
 
 # ====================================================================== ledger =====
@@ -267,10 +272,10 @@ def _outages(p: PushVsWebhookParams, ctx: Context, until: float) -> list[tuple[f
 class _Run:
     """One transport at one rate."""
 
-    def __init__(self, p: PushVsWebhookParams, transport: str, rate: float, seed: int) -> None:
+    def __init__(self, p: PushVsWebhookParams, transport: str, rate: float, seed: int, replication: int = 0) -> None:
         self.p, self.transport, self.rate = p, transport, rate
         # the same streams for every transport: common random numbers (same events, same outages)
-        self.ctx = ctx = Context(seed)
+        self.ctx = ctx = Context(seed, replication=replication)
         self.env = ctx.env
         gaps = ctx.rng("events").exponential(1 / rate, p.events)
         self.created = START + np.cumsum(gaps)
@@ -493,15 +498,17 @@ class _Run:
         return row
 
 
-def simulate(p: PushVsWebhookParams, transport: str, rate: float, seed: int) -> dict:
-    """One transport at one rate: its summary row."""
+def simulate(p: PushVsWebhookParams, transport: str, rate: float, seed: int, replication: int = 0) -> dict:
+    """One transport at one rate in one replication: its summary row."""
     if transport not in TRANSPORTS:
         raise ParameterError("transport", f"must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
-    return _Run(p, transport, rate, seed).execute()
+    return _Run(p, transport, rate, seed, replication).execute()
 
 
 @scenario("push-vs-webhook", PushVsWebhookParams,
           "Q3: WebSocket vs webhook vs long/short polling: latency, cost per event, outages, duplicates")
 def run_push_vs_webhook(p: PushVsWebhookParams, seed: int) -> Result:
-    rows = [simulate(p, t, rate, seed) for rate in p.event_rates for t in p.transports]
-    return Result("push-vs-webhook", seed, p, pd.DataFrame(rows))
+    reps = replicate(p.replications, lambda r: [simulate(p, t, rate, seed, r)
+                                                for rate in p.event_rates for t in p.transports])
+    summary = reps.summary(["transport", "event_rate_per_s"], keep=["events"])
+    return Result("push-vs-webhook", seed, p, summary, {"replications": reps.rows})

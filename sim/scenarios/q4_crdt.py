@@ -34,8 +34,11 @@ import pandas as pd
 from sim.components.crdt import DELIVERY, EditingWorkload, EditLedger, LWWDocument, NaiveDocument, Replica, YDocument
 from sim.components.crdt.workload import LETTERS
 from sim.core.params import WorkModel
-from sim.core import Context, Distribution, LinkSpec, Network, ParameterError, Params, Result, TruncatedNormal, param
+from sim.core import (
+    Context, Distribution, LinkSpec, Network, ParameterError, Params, Result, TruncatedNormal, expand_names, param,
+)
 from sim.core.registry import scenario
+from sim.core.replication import replicate, replications_param
 
 MODELS = ("pycrdt", "naive", "lww")
 
@@ -45,9 +48,10 @@ class CrdtConvergenceParams(Params):
     """Parameters of ``crdt-convergence``."""
     work = WorkModel(seconds_at_defaults=0.4, factors=('operations', 'operations', 'replicas'))  # measured, see check_work
 
-    model: str = param("all", choices=(*MODELS, "all"),
-                       help="pycrdt (Yjs CRDT), naive (positional operations), lww (last writer wins on the "
-                            "whole document) or all three on the same workload and network")
+    model: str = param("all", help="pycrdt (Yjs CRDT), naive (positional operations), lww (last writer wins on "
+                                   "the whole document); several separated by commas, or all (on the same workload "
+                                   "and network)")
+    replications: int = replications_param()
     replicas: int = param(3, ge=2, le=64, help="replicas of the document (the partition cuts off the first half)")
     users: int = param(6, ge=1, le=len(LETTERS), help="users editing; user u works on replica u mod replicas")
     operations: int = param(1500, ge=1, help="edits in all: insertions, deletions, settings writes, comments")
@@ -74,12 +78,13 @@ class CrdtConvergenceParams(Params):
     sample_interval: float = param(1.0, gt=0, unit="s", help="period of the distinct_states time series")
 
     def validate(self) -> None:
+        self.models()  # raises on an unknown name
         if self.delete_fraction + self.setting_fraction + self.comment_fraction > 1:
             raise ParameterError("delete_fraction", "plus setting_fraction plus comment_fraction must be <= 1, got "
                                  f"{self.delete_fraction + self.setting_fraction + self.comment_fraction:g}")
 
     def models(self) -> tuple[str, ...]:
-        return MODELS if self.model == "all" else (self.model,)
+        return expand_names("model", self.model, MODELS)
 
     @property
     def heal(self) -> float | None:
@@ -120,9 +125,11 @@ def _document(model: str, client_id: int, ctx: Context, delivery: str):
     return LWWDocument(client_id, clock=lambda: ctx.env.now)
 
 
-def simulate(p: CrdtConvergenceParams, seed: int, model: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """One run of one model: summary row, distinct-states series, final documents."""
-    ctx = Context(seed)  # the same seed for every model: same users, keystrokes, client ids and network streams
+def simulate(p: CrdtConvergenceParams, seed: int, model: str,
+             replication: int = 0) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """One replication of one model: summary row, distinct-states series, final documents."""
+    # the same streams for every model: same users, keystrokes, client ids and network
+    ctx = Context(seed, replication=replication)
     env = ctx.env
     net = Network(ctx, LinkSpec(latency=p.latency, loss=p.loss, duplication=p.duplication, reorder=p.reorder))
     names = [f"replica-{i}" for i in range(p.replicas)]
@@ -216,12 +223,11 @@ def simulate(p: CrdtConvergenceParams, seed: int, model: str) -> tuple[dict, pd.
           "Q4: users co-edit a document on replicas over a lossy, partitioned network: pycrdt vs naive "
           "operations vs last-writer-wins")
 def run_crdt_convergence(p: CrdtConvergenceParams, seed: int) -> Result:
-    rows, series, documents = [], [], []
-    for model in p.models():
-        row, distinct, docs = simulate(p, seed, model)
-        rows.append(row)
-        series.append(distinct)
-        documents.append(docs)
-    return Result("crdt-convergence", seed, p, pd.DataFrame(rows),
-                  {"distinct_states": pd.concat(series, ignore_index=True),
-                   "documents": pd.concat(documents, ignore_index=True)})
+    def once(r: int):
+        runs = [simulate(p, seed, model, r) for model in p.models()]
+        return [row for row, _, _ in runs], {"distinct_states": pd.concat([d for _, d, _ in runs], ignore_index=True),
+                                             "documents": pd.concat([d for _, _, d in runs], ignore_index=True)}
+
+    reps = replicate(p.replications, once)
+    summary = reps.summary(["model"], keep=["replicas", "users", "operations"])
+    return Result("crdt-convergence", seed, p, summary, {"replications": reps.rows, **reps.series})

@@ -59,9 +59,11 @@ from sim.components.resilient_client import ReconnectTracker, ResilientClient
 from sim.components.server import Server
 from sim.core.params import WorkModel
 from sim.core import (
-    Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, param,
+    Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, expand_names,
+    param,
 )
 from sim.core.registry import scenario
+from sim.core.replication import replicate, replications_param
 
 BROKERS = ("pubsub", "log")
 BROKER = "broker"
@@ -74,8 +76,9 @@ class BrokerFanoutParams(Params):
     """Parameters of the ``broker-fanout`` scenario."""
     work = WorkModel(seconds_at_defaults=0.9, factors=('subscribers', 'rate', 'duration'))  # measured, see check_work
 
-    broker: str = param("all", choices=(*BROKERS, "all"),
-                        help="pubsub (Redis Pub/Sub), log (Kafka), or both on the same seed")
+    broker: str = param("all", help="pubsub (Redis Pub/Sub), log (Kafka); both separated by a comma, or all "
+                                    "(on the same seed)")
+    replications: int = replications_param()
     nodes: int = param(4, ge=1, help="WebSocket nodes")
     subscribers: int = param(40, ge=1, help="subscribing clients, spread over the nodes")
     publishers: int = param(2, ge=1, help="publishers; publisher j publishes through node j+1 (mod nodes)")
@@ -122,6 +125,7 @@ class BrokerFanoutParams(Params):
     resubscribe_delay: float = param(1.0, ge=0, unit="s", help="pubsub: a node cut off resubscribes after this")
 
     def validate(self) -> None:
+        self.brokers  # raises on an unknown name
         if self.restart_node >= self.nodes:
             raise ParameterError("restart_node", f"must be < nodes ({self.nodes}), got {self.restart_node}")
         if self.slow_node is not None and self.slow_node >= self.nodes:
@@ -138,7 +142,7 @@ class BrokerFanoutParams(Params):
 
     @property
     def brokers(self) -> tuple[str, ...]:
-        return BROKERS if self.broker == "all" else (self.broker,)
+        return expand_names("broker", self.broker, BROKERS)
 
     @property
     def end(self) -> float:
@@ -198,12 +202,12 @@ class _Subscriber:
 
 
 class _Run:
-    """One broker model on one seed."""
+    """One broker model in one replication."""
 
-    def __init__(self, p: BrokerFanoutParams, kind: str, seed: int) -> None:
+    def __init__(self, p: BrokerFanoutParams, kind: str, seed: int, replication: int = 0) -> None:
         self.p = p
         self.kind = kind
-        self.ctx = ctx = Context(seed)
+        self.ctx = ctx = Context(seed, replication=replication)
         self.env = ctx.env
         self.net = net = Network(ctx, LinkSpec(latency=p.latency, fifo=True))  # fifo: TCP streams
         self.servers = [Server(ctx, f"node-{i}", network=net) for i in range(p.nodes)]
@@ -337,20 +341,20 @@ class _Run:
         }
 
 
-def simulate(p: BrokerFanoutParams, broker: str, seed: int) -> tuple[dict, pd.DataFrame]:
-    """One broker model: its summary row and its per-subscriber table."""
+def simulate(p: BrokerFanoutParams, broker: str, seed: int, replication: int = 0) -> tuple[dict, pd.DataFrame]:
+    """One broker model in one replication: its summary row and its per-subscriber table."""
     if broker not in BROKERS:
         raise ParameterError("broker", f"must be one of {', '.join(BROKERS)}, got {broker!r}")
-    return _Run(p, broker, seed).execute()
+    return _Run(p, broker, seed, replication).execute()
 
 
 @scenario("broker-fanout", BrokerFanoutParams,
           "Q6: fan-out across WebSocket nodes via Redis Pub/Sub or a Kafka log: losses, duplicates, latency")
 def run_broker_fanout(p: BrokerFanoutParams, seed: int) -> Result:
-    rows, tables = [], []
-    for kind in p.brokers:
-        row, table = simulate(p, kind, seed)
-        rows.append(row)
-        tables.append(table)
-    return Result("broker-fanout", seed, p, pd.DataFrame(rows),
-                  {"subscribers": pd.concat(tables, ignore_index=True)})
+    def once(r: int):
+        runs = [simulate(p, kind, seed, r) for kind in p.brokers]
+        return [row for row, _ in runs], {"subscribers": pd.concat([t for _, t in runs], ignore_index=True)}
+
+    reps = replicate(p.replications, once)
+    summary = reps.summary(["broker"], keep=["subscribers"])
+    return Result("broker-fanout", seed, p, summary, {"replications": reps.rows, **reps.series})

@@ -50,11 +50,16 @@ from sim.components.resilient_client import ResilientClient
 from sim.components.server import Server
 from sim.core.params import WorkModel
 from sim.core import (
-    Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, param,
+    Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, expand_names,
+    param,
 )
 from sim.core.registry import scenario
+from sim.core.replication import replicate, replications_param
 
 MODES = ("none", "buffer", "buffer_dedupe")
+CONFIGURATION = ["clients", "rate", "duration_s", "uptime_mean_s", "outage_mean_s", "loss", "capacity", "overflow",
+                 "ack_timeout_s"]
+"""Summary columns that restate the parameters (no interval over replications)."""
 SERVER = "server"
 
 
@@ -63,9 +68,9 @@ class OfflineBufferParams(Params):
     """Parameters of the ``offline-buffer`` scenario."""
     work = WorkModel(seconds_at_defaults=1.1, factors=('clients', 'rate', 'duration'))  # measured, see check_work
 
-    mode: str = param("all", choices=(*MODES, "all"),
-                      help="none (drop while offline), buffer (outbox + replay), buffer_dedupe (+ server dedupe), "
-                           "or all three on the same seed")
+    mode: str = param("all", help="none (drop while offline), buffer (outbox + replay), buffer_dedupe (+ server "
+                                  "dedupe); several separated by commas, or all (on the same seed)")
+    replications: int = replications_param()
     clients: int = param(20, ge=1, help="clients, each with its own connection and outbox")
     rate: float = param(2.0, gt=0, unit="1/s", help="messages each client produces per second (Poisson)")
     duration: float = param(300.0, gt=0, unit="s", help="production period; afterwards the system drains")
@@ -89,6 +94,7 @@ class OfflineBufferParams(Params):
     sample_interval: float = param(1.0, gt=0, unit="s", help="period of the timeline series")
 
     def validate(self) -> None:
+        self.modes  # raises on an unknown name
         if self.heartbeat_timeout < self.heartbeat_interval:
             raise ParameterError("heartbeat_timeout", f"must be >= heartbeat_interval ({self.heartbeat_interval} s), "
                                                       f"got {self.heartbeat_timeout}")
@@ -98,7 +104,7 @@ class OfflineBufferParams(Params):
 
     @property
     def modes(self) -> tuple[str, ...]:
-        return MODES if self.mode == "all" else (self.mode,)
+        return expand_names("mode", self.mode, MODES)
 
 
 class _Ledger:
@@ -215,12 +221,12 @@ class _Station:
 
 
 class _Run:
-    """One mode on one seed."""
+    """One mode in one replication."""
 
-    def __init__(self, p: OfflineBufferParams, mode: str, seed: int) -> None:
+    def __init__(self, p: OfflineBufferParams, mode: str, seed: int, replication: int = 0) -> None:
         self.p = p
         self.mode = mode
-        self.ctx = ctx = Context(seed)
+        self.ctx = ctx = Context(seed, replication=replication)
         self.env = ctx.env
         self.net = Network(ctx, LinkSpec(latency=p.latency, loss=p.loss, fifo=True))  # fifo: a TCP stream
         self.ledger = _Ledger(self.env)
@@ -318,11 +324,11 @@ class _Run:
         }
 
 
-def simulate(p: OfflineBufferParams, mode: str, seed: int) -> tuple[dict, pd.DataFrame]:
-    """One mode: its summary row and its timeline."""
+def simulate(p: OfflineBufferParams, mode: str, seed: int, replication: int = 0) -> tuple[dict, pd.DataFrame]:
+    """One mode in one replication: its summary row and its timeline."""
     if mode not in MODES:
         raise ParameterError("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
-    run = _Run(p, mode, seed)
+    run = _Run(p, mode, seed, replication)
     row = run.execute()
     return row, pd.DataFrame(run.timeline)
 
@@ -330,10 +336,10 @@ def simulate(p: OfflineBufferParams, mode: str, seed: int) -> tuple[dict, pd.Dat
 @scenario("offline-buffer", OfflineBufferParams,
           "Q7: offline buffer with replay under flapping connections: lost, at-least-once, exactly-once")
 def run_offline_buffer(p: OfflineBufferParams, seed: int) -> Result:
-    rows, timelines = [], []
-    for mode in p.modes:
-        row, timeline = simulate(p, mode, seed)
-        rows.append(row)
-        timelines.append(timeline)
-    return Result("offline-buffer", seed, p, pd.DataFrame(rows),
-                  {"timeline": pd.concat(timelines, ignore_index=True)})
+    def once(r: int):
+        runs = [simulate(p, mode, seed, r) for mode in p.modes]
+        return [row for row, _ in runs], {"timeline": pd.concat([t for _, t in runs], ignore_index=True)}
+
+    reps = replicate(p.replications, once)
+    summary = reps.summary(["mode"], keep=CONFIGURATION)
+    return Result("offline-buffer", seed, p, summary, {"replications": reps.rows, **reps.series})

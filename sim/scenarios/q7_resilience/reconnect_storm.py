@@ -27,6 +27,7 @@ from sim.core.params import WorkModel
 from sim.core import expand_names, Context, Distribution, LinkSpec, Network, ParameterError, Params, Result, TruncatedNormal, \
     Uniform, param
 from sim.core.registry import scenario
+from sim.core.replication import replicate, replications_param
 
 GROUPS = {"all": STRATEGIES, "presets": PRESETS, "everything": STRATEGIES + PRESETS}
 
@@ -56,6 +57,7 @@ class ReconnectStormParams(Params):
                                   help="one-way network latency (mean >= 1 ms: with no delay a refused client "
                                        "retries in the same instant for ever)")
     horizon: float = param(300.0, gt=0, unit="s", help="simulated time; clients not back by then count as not reconnected")
+    replications: int = replications_param()
 
     def validate(self) -> None:
         self.strategies()  # raises on an unknown name
@@ -69,9 +71,10 @@ class ReconnectStormParams(Params):
         return expand_names("strategy", self.strategy, STRATEGIES + PRESETS, GROUPS)
 
 
-def simulate(p: ReconnectStormParams, seed: int, strategy: str) -> tuple[dict, pd.DataFrame, np.ndarray]:
-    """One storm with one strategy: summary row, per-second series, reconnect times."""
-    ctx = Context(seed)  # the same seed for every strategy: common random numbers
+def simulate(p: ReconnectStormParams, seed: int, strategy: str,
+             replication: int = 0) -> tuple[dict, pd.DataFrame, np.ndarray]:
+    """One storm with one strategy in one replication: summary row, per-second series, reconnect times."""
+    ctx = Context(seed, replication=replication)  # the same streams for every strategy: common random numbers
     env = ctx.env
     net = Network(ctx, LinkSpec(latency=p.latency))
     spec = ServerSpec(admission_rate=p.admission_rate, admission_burst=p.admission_burst)
@@ -129,12 +132,13 @@ def simulate(p: ReconnectStormParams, seed: int, strategy: str) -> tuple[dict, p
 @scenario("reconnect-storm", ReconnectStormParams,
           "Q7: a server crashes under N persistent connections: the reconnection herd per backoff strategy and real client")
 def run_reconnect_storm(p: ReconnectStormParams, seed: int) -> Result:
-    rows, series, times = [], [], []
-    for name in p.strategies():
-        row, per_second, t = simulate(p, seed, name)
-        rows.append(row)
-        series.append(per_second)
-        times.append(pd.DataFrame({"strategy": name, "reconnect_s": t}))
-    return Result("reconnect-storm", seed, p, pd.DataFrame(rows),
-                  {"per_second": pd.concat(series, ignore_index=True),
-                   "reconnect_times": pd.concat(times, ignore_index=True)})
+    def once(r: int):
+        runs = [(name, *simulate(p, seed, name, r)) for name in p.strategies()]
+        return [row for _, row, _, _ in runs], {
+            "per_second": pd.concat([s for _, _, s, _ in runs], ignore_index=True),
+            "reconnect_times": pd.concat([pd.DataFrame({"strategy": name, "reconnect_s": t}) for name, _, _, t in runs],
+                                         ignore_index=True)}
+
+    reps = replicate(p.replications, once)
+    summary = reps.summary(["strategy"], keep=["policy", "clients"])
+    return Result("reconnect-storm", seed, p, summary, {"replications": reps.rows, **reps.series})

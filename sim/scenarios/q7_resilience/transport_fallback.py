@@ -69,6 +69,7 @@ from sim.components.server import Server, ServerSpec
 from sim.core.params import WorkModel
 from sim.core import Constant, Context, Distribution, Exponential, LinkSpec, Message, Network, Params, Result, param
 from sim.core.registry import scenario
+from sim.core.replication import replicate, replications_param
 
 TRANSPORTS = ("websocket", "long_polling")
 WS, LP = 0, 1
@@ -111,6 +112,7 @@ class TransportFallbackParams(Params):
                                       help="headers of each HTTP request (SPDY whitepaper: 700-800 B is typical)")
     response_header_bytes: int = param(300, ge=0, unit="B", help="headers of each HTTP response (an assumption)")
     duration: float = param(120.0, gt=0, unit="s", help="publishing stops then; the run drains what is in flight")
+    replications: int = replications_param()
 
     def lp_spec(self) -> LongPollingSpec:
         return LongPollingSpec(hold_timeout=self.hold_timeout, request_header_bytes=self.request_header_bytes,
@@ -141,9 +143,9 @@ class _Peer:
 class _Model:
     """One run: the servers, the proxy, the clients and the message ledger."""
 
-    def __init__(self, p: TransportFallbackParams, seed: int) -> None:
+    def __init__(self, p: TransportFallbackParams, seed: int, replication: int = 0) -> None:
         self.p = p
-        self.ctx = ctx = Context(seed)
+        self.ctx = ctx = Context(seed, replication=replication)
         self.env: simpy.Environment = ctx.env
         # No FIFO per pair (costly: two random streams per pair): nothing here can overtake what it
         # depends on, since each side waits for an answer before the next step (handshake, then
@@ -454,12 +456,15 @@ def latency_cdf(ledger: pd.DataFrame) -> pd.DataFrame:
 @scenario("transport-fallback", TransportFallbackParams,
           "Q7: WebSocket vs its long-polling fallback behind blocking proxies: latency, requests, bytes")
 def run_transport_fallback(p: TransportFallbackParams, seed: int) -> Result:
-    model = _Model(p, seed)
-    accounting = model.run()
-    ledger = model.ledger()
-    clients = model.clients_frame()
-    summary = model.summary(ledger, clients)
-    return Result("transport-fallback", seed, p, summary, {
-        "latencies": ledger, "latency_cdf": latency_cdf(ledger), "clients": clients,
-        "accounting": pd.DataFrame([accounting]),
-    })
+    def once(r: int):
+        model = _Model(p, seed, r)
+        accounting = model.run()
+        ledger = model.ledger()
+        clients = model.clients_frame()
+        rows = model.summary(ledger, clients).to_dict("records")
+        return rows, {"latencies": ledger, "latency_cdf": latency_cdf(ledger), "clients": clients,
+                      "accounting": pd.DataFrame([accounting])}
+
+    reps = replicate(p.replications, once)
+    summary = reps.summary(["transport"], keep=["requests_per_message_theory", "latency_mean_theory_s"])
+    return Result("transport-fallback", seed, p, summary, {"replications": reps.rows, **reps.series})
