@@ -41,6 +41,7 @@ from sim.core import Context, Distribution, Exponential, LinkSpec, Network, Para
     TruncatedNormal, Uniform, param
 from sim.core.registry import scenario
 from sim.core.replication import replicate, replications_param
+from sim.scenarios.q2_security._configs import parse_configs
 
 DEFENCES = ("limit_conn", "limit_req", "waf", "edge", "timeouts", "auth")
 """Each defence the gateway can switch on (``none`` for no defence, ``all`` for every one)."""
@@ -48,23 +49,7 @@ DEFENCES = ("limit_conn", "limit_req", "waf", "edge", "timeouts", "auth")
 
 def parse_defences(text: str) -> tuple[tuple[str, frozenset[str]], ...]:
     """``"none,limit_conn,waf+edge,all"`` -> ``(("none", {}), ("limit_conn", {...}), ...)``."""
-    configs = []
-    for item in (s.strip() for s in text.split(",")):
-        if item == "none":
-            names: frozenset[str] = frozenset()
-        elif item == "all":
-            names = frozenset(DEFENCES)
-        else:
-            parts = [x.strip() for x in item.split("+")]
-            unknown = [x for x in parts if x not in DEFENCES]
-            if unknown or not parts:
-                raise ParameterError("defences", f"must be configurations separated by commas, each none, all or "
-                                                 f"names of {', '.join(DEFENCES)} joined by +; got {item!r}")
-            names = frozenset(parts)
-        label = item if item in ("none", "all") else "+".join(x for x in DEFENCES if x in names)
-        if label not in [c for c, _ in configs]:
-            configs.append((label, names))
-    return tuple(configs)
+    return parse_configs(text, DEFENCES, "defences")
 
 
 @dataclass(frozen=True)
