@@ -1,12 +1,9 @@
 """connection-flood and the gateway: each defence does what its real system does, and no more."""
 
-import math
-
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import sim
-from sim.components import frames
 from sim.components.client import Client
 from sim.components.security.gateway import Gateway, GatewaySpec
 from sim.components.security.tokens import TokenIssuer, TokenVerifier

@@ -65,3 +65,10 @@ def test_bad_parameters():
     for bad in (dict(policy="trust_me"), dict(revoked_users=99), dict(refresh_margin=400.0), dict(revoke_to=900.0)):
         with pytest.raises(ParameterError):
             sim.run("role-revocation", seed=1, **bad)
+
+
+def test_replications_give_confidence_intervals():
+    s = sim.run("role-revocation", seed=SEED, **SMALL, policy="connect_only,push", replications=3).summary
+    assert (s.replications == 3).all()
+    co = s.set_index("policy").loc["connect_only"]
+    assert co.exposure_window_s_ci_low <= co.exposure_window_s <= co.exposure_window_s_ci_high

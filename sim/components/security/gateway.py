@@ -37,7 +37,7 @@ from typing import Any
 import simpy
 
 from sim.components import frames
-from sim.components.security.limits import DELAYED, REJECTED, LimitConn, LimitReq
+from sim.components.security.limits import REJECTED, LimitConn, LimitReq
 from sim.components.security.tokens import ACCEPTED, TokenVerifier
 from sim.components.security.waf import RateBasedRule
 from sim.components.server import HOLD, Server

@@ -32,8 +32,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import pandas as pd
-
 from sim.components.backoff import Textbook
 from sim.components.resilient_client import ReconnectTracker, ResilientClient
 from sim.components.security.sessions import AUTH, POLICIES, IdentityProvider, PermissionStore, SessionAuthority
