@@ -15,7 +15,9 @@ under three models:
   away concurrent edits.
 
 Summary, one row per model: ``converged`` (all replicas identical when the run ends, ``settle``
-seconds after the last edit and the heal), ``divergent_replicas``, ``lost_characters`` (typed,
+seconds after the last edit and the heal), ``outcome`` (``converged``; ``not yet converged`` when
+some replica still lacks an update another holds, so more time would tell; ``diverged`` when every
+replica holds every update and they still differ), ``replicas_missing_updates``, ``divergent_replicas``, ``lost_characters`` (typed,
 never deleted by a user, missing from the final text; the worst replica), ``time_to_converge_s``
 (from the heal to the first instant all replicas hold identical content), and bytes sent.
 Series ``distinct_states``: the number of different replica contents over time.
@@ -125,6 +127,32 @@ def _document(model: str, client_id: int, ctx: Context, delivery: str):
     return LWWDocument(client_id, clock=lambda: ctx.env.now)
 
 
+def missing_updates(model: str, replicas: list[Replica]) -> int:
+    """How many replicas lack an update that some other replica holds (at the end of the run).
+
+    With none missing, different contents mean the model *diverged*; with some missing, the run
+    ended before anti-entropy finished (*not yet converged*). pycrdt: each replica against the
+    merge of every replica's full state; naive: the operations seen, per origin; lww: the version.
+    """
+    if model == "pycrdt":
+        union = YDocument(0)
+        for r in replicas:
+            union.receive(r.document.doc.get_update())
+        everything = union.key()
+        return sum(r.content_key() != everything for r in replicas)
+    if model == "naive":
+        seen = [{(o, q) for o, ops in r.document.log.items() for q in ops} for r in replicas]
+        union = set().union(*seen)
+        return sum(len(s) != len(union) for s in seen)
+    newest = max(r.document.version for r in replicas)
+    return sum(r.document.version != newest for r in replicas)
+
+
+def outcome(converged: bool, missing: int) -> str:
+    """``converged``, ``not yet converged`` (updates still missing somewhere) or ``diverged``."""
+    return "converged" if converged else "not yet converged" if missing else "diverged"
+
+
 def simulate(p: CrdtConvergenceParams, seed: int, model: str,
              replication: int = 0) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """One replication of one model: summary row, distinct-states series, final documents."""
@@ -177,6 +205,7 @@ def simulate(p: CrdtConvergenceParams, seed: int, model: str,
     edit_bytes = int(sum(r.edit_bytes for r in replicas))
     sync_bytes = int(sum(r.sync_bytes for r in replicas))
     acct = net.accounting()
+    missing = missing_updates(model, replicas)
     row = {
         "model": model,
         "replicas": p.replicas,
@@ -187,6 +216,8 @@ def simulate(p: CrdtConvergenceParams, seed: int, model: str,
         "settings_writes": workload.counts["set"],
         "comments": workload.counts["append"],
         "converged": largest == p.replicas,
+        "outcome": outcome(largest == p.replicas, missing),
+        "replicas_missing_updates": missing,
         "divergent_replicas": p.replicas - largest,
         "distinct_final_states": len(group_sizes),
         "deleted_characters": len(ledger.deleted),
