@@ -228,6 +228,32 @@ def test_kafka_at_most_once_loses_what_the_crash_caught_between_commit_and_deliv
     assert safe["dropped_in_processing"] > 0 and safe["lost"] == 0 and safe["duplicates"] > 0  # replayed
 
 
+def test_nats_core_is_at_most_once_and_jetstream_replays_what_a_subscriber_missed() -> None:
+    """Course 6B: 'Redis ou NATS'. Core NATS delivers only to who is connected (like Redis Pub/Sub);
+    JetStream's durable consumers resume from their ack floor (like the log), in one total order."""
+    p = BrokerFanoutParams(**SMALL)
+    core, _ = simulate(p, "nats", 0)
+    stream, table = simulate(p, "jetstream", 0)
+    check_conservation(core)
+    check_conservation(stream)
+    assert core["lost"] > 0 and core["lost_disconnected"] == core["disconnected_at_publish"] and core["duplicates"] == 0
+    assert stream["lost"] == 0 and stream["out_of_order"] == 0 and stream["commit"] == "after_processing"
+    assert (table["lost"] == 0).all()
+
+
+def test_nats_cuts_a_slow_consumer_at_the_write_deadline_before_64_mib() -> None:
+    from sim.components.broker import NatsCoreBroker
+
+    row, _ = simulate(BrokerFanoutParams(broker="nats", slow_node=1, message_bytes=100_000, slow_read_rate=100_000.0,
+                                         restart_at=None, disconnect_at=None, nodes=3, subscribers=6, duration=45.0),
+                      "nats", 5)
+    check_conservation(row)
+    assert row["slow_consumer_cutoffs"] >= 1 and row["lost"] > row["lost_disconnected"]
+    ctx = Context(1)
+    broker = NatsCoreBroker(ctx, Network(ctx, LinkSpec()), write_deadline_s=10.0)
+    assert broker.hard_limit_bytes == 64 * 1024 * 1024 and broker.soft_limit_bytes == 0  # server/const.go
+
+
 def test_pubsub_slow_node_is_cut_off_and_its_buffer_lost() -> None:
     row, _ = simulate(BrokerFanoutParams(broker="pubsub", slow_node=1, message_bytes=100_000,
                                          slow_read_rate=100_000.0, restart_at=None, disconnect_at=None,
@@ -247,8 +273,12 @@ def test_conservation_under_any_schedule(broker, nodes, subscribers, restart_at,
     row, table = simulate(p, broker, seed)
     check_conservation(row)
     assert table["lost"].sum() == row["lost"] and table["duplicates"].sum() == row["duplicates"]
-    if broker == "log":
-        assert row["lost"] == 0 and row["out_of_order"] == 0
+    if broker in ("log", "jetstream"):
+        assert row["out_of_order"] == 0
+        # a consumer whose node crashed before its first commit rejoins at 'latest' (Kafka's
+        # auto.offset.reset default) and skips what was published meanwhile: a real loss, not a bug
+        if restart_at is None or restart_at >= 2.0:
+            assert row["lost"] == 0
     else:
         assert row["lost_disconnected"] == row["disconnected_at_publish"]
 
@@ -264,7 +294,7 @@ def test_same_seed_same_results_different_seed_differs() -> None:
 
 # ================================================================= validation ======
 @pytest.mark.parametrize("changes, parameter", [
-    (dict(broker="nats"), "broker"),
+    (dict(broker="rabbitmq"), "broker"),  # nats is a broker now (issue 16)
     (dict(nodes=0), "nodes"),
     (dict(subscribers=0), "subscribers"),
     (dict(rate=0.0), "rate"),

@@ -22,6 +22,9 @@ address, ``"<node>.bus"``). Two broker models, with the semantics of the real sy
   when it crashed is never sent and never read again: **at most once**, losses included. Retention is
   by time and independent of consumption: a subscriber away longer than the retention finds
   the log start past its committed offset, and the skipped messages are counted as expired.
+* :class:`NatsCoreBroker`, **core NATS**: Pub/Sub semantics (at most once) with NATS's
+  slow-consumer rule (max pending 64 MiB, write deadline 10 s). **JetStream** is the log model
+  with one partition (one stream), explicit acks and no age limit (see ``data/brokers.json``).
 
 The node side of each model is :class:`PubSubNode` / :class:`LogNode`, which wraps a
 :class:`~sim.components.server.Server`: clients send ``("subscribe",)`` after their handshake,
@@ -221,6 +224,30 @@ class PubSubBroker:
 
 
 # ============================================================================= Kafka =====
+class NatsCoreBroker(PubSubBroker):
+    """Core NATS on one subject: Pub/Sub semantics (at most once, nothing stored) with NATS's
+    slow-consumer rule instead of Redis's: the server closes a connection whose pending output
+    exceeds ``max_pending_bytes`` (64 MiB) or whose flush would block longer than
+    ``write_deadline_s`` (10 s; here: the backlog takes longer than that to drain at the node's
+    read rate). Sources in ``data/brokers.json`` (``nats_core``)."""
+
+    def __init__(self, ctx: Context, network: Network, name: str = "broker", *, max_pending_bytes: int = 64 * MB,
+                 write_deadline_s: float = 10.0) -> None:
+        super().__init__(ctx, network, name, hard_limit_bytes=max_pending_bytes, soft_limit_bytes=0, soft_seconds=0.0)
+        self.write_deadline = _check_seconds("write_deadline_s", write_deadline_s, positive=True)
+        self.cut_off = {"max_pending": 0, "write_deadline": 0}
+
+    def _over_limit(self, sub: _Subscription, now: float) -> bool:
+        backlog_s = sub.drained_at - now
+        if self.hard_limit_bytes and backlog_s * sub.read_rate >= self.hard_limit_bytes:
+            self._cut(sub, "max_pending")
+            return True
+        if backlog_s > self.write_deadline:
+            self._cut(sub, "write_deadline")
+            return True
+        return False
+
+
 def murmur2(data: bytes) -> int:
     """Kafka's ``Utils.murmur2`` (32-bit, signed), which its default partitioner applies to the key bytes."""
     m, r = 0x5BD1E995, 24
@@ -587,4 +614,4 @@ class LogNode(_NodeBase):
 
 
 __all__ = ["ACK", "COMMIT_POLICIES", "MB", "MESSAGE", "PUBLISH", "SUBSCRIBE", "LogBroker", "LogNode",
-           "Publication", "PubSubBroker", "PubSubNode", "Record", "bus", "murmur2", "partition_for"]
+           "NatsCoreBroker", "Publication", "PubSubBroker", "PubSubNode", "Record", "bus", "murmur2", "partition_for"]

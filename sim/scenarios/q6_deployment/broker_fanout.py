@@ -50,7 +50,8 @@ import pandas as pd
 
 from sim import data
 from sim.components.broker import (
-    ACK, COMMIT_POLICIES, PUBLISH, SUBSCRIBE, LogBroker, LogNode, Publication, PubSubBroker, PubSubNode, bus,
+    ACK, COMMIT_POLICIES, PUBLISH, SUBSCRIBE, LogBroker, LogNode, NatsCoreBroker, Publication, PubSubBroker, PubSubNode,
+    bus,
 )
 from sim.components.backoff import PRESETS, STRATEGIES, make_backoff
 from sim.components.client import CONNECTED, Client
@@ -65,10 +66,14 @@ from sim.core import (
 from sim.core.registry import scenario
 from sim.core.replication import replicate, replications_param
 
-BROKERS = ("pubsub", "log")
+BROKERS = ("pubsub", "log", "nats", "jetstream")
+PUSH_ONLY = ("pubsub", "nats")
+"""Brokers that store nothing (at most once); the others keep a log consumers resume from."""
 BROKER = "broker"
 _REDIS = data.load("brokers")["redis_pubsub"]["client_output_buffer_limit_pubsub"]
 _KAFKA = data.load("brokers")["kafka"]
+_NATS = data.load("brokers")["nats_core"]
+_JETSTREAM_MAX_AGE_S = 1e9  # MaxAge 0 = unlimited in JetStream: longer than any run
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,8 @@ class BrokerFanoutParams(Params):
     """Parameters of the ``broker-fanout`` scenario."""
     work = WorkModel(seconds_at_defaults=0.9, factors=('subscribers', 'rate', 'duration'))  # measured, see check_work
 
-    broker: str = param("all", help="pubsub (Redis Pub/Sub), log (Kafka); both separated by a comma, or all "
-                                    "(on the same seed)")
+    broker: str = param("all", help="pubsub (Redis Pub/Sub), log (Kafka), nats (core NATS), jetstream (NATS "
+                                    "JetStream); several separated by commas, or all (on the same seed)")
     replications: int = replications_param()
     nodes: int = param(4, ge=1, help="WebSocket nodes")
     subscribers: int = param(40, ge=1, help="subscribing clients, spread over the nodes")
@@ -187,7 +192,7 @@ class _Subscriber:
                 self.out_of_order += 1
             else:
                 self.max_seen[order_key] = order_value
-        if self.run.kind == "log":
+        if self.run.kind not in PUSH_ONLY:
             client.send((ACK, order_key, order_value))  # processed: the node may commit
 
     def leave(self):
@@ -218,7 +223,19 @@ class _Run:
         broker_link = LinkSpec(latency=p.broker_latency, fifo=True)
         for server in self.servers:
             net.link(bus(server.name), BROKER, broker_link)
-        if kind == "pubsub":
+        if kind == "nats":
+            self.broker = NatsCoreBroker(ctx, net, BROKER, max_pending_bytes=int(_NATS["max_pending_bytes"]),
+                                         write_deadline_s=float(_NATS["write_deadline_s"]))
+            self.adapters = [
+                PubSubNode(ctx, s, net, self.broker, resubscribe_delay=float(_NATS["reconnect_wait_s"]),
+                           read_rate=p.slow_read_rate if i == p.slow_node else p.read_rate)
+                for i, s in enumerate(self.servers)]
+        elif kind == "jetstream":  # one stream (one partition), explicit acks after processing, no age limit
+            self.broker = LogBroker(ctx, net, BROKER, partitions=1, retention_s=_JETSTREAM_MAX_AGE_S,
+                                    retention_check_interval_s=p.retention_check_interval)
+            self.adapters = [LogNode(ctx, s, net, self.broker, commit="after_processing", processing=p.processing)
+                             for s in self.servers]
+        elif kind == "pubsub":
             self.broker: PubSubBroker | LogBroker = PubSubBroker(
                 ctx, net, BROKER, hard_limit_bytes=p.hard_limit_bytes, soft_limit_bytes=p.soft_limit_bytes,
                 soft_seconds=p.soft_seconds)
@@ -306,7 +323,7 @@ class _Run:
             rows.append({"broker": self.kind, "subscriber": s.client.name, "node_at_end": s.client.server,
                          "expected": published, "delivered_unique": unique, "duplicates": total - unique,
                          "lost": published - unique, "out_of_order": s.out_of_order, "reconnects": s.reconnects,
-                         "expired": self.broker.expired.get(s.client.name, 0) if self.kind == "log" else 0})
+                         "expired": self.broker.expired.get(s.client.name, 0) if self.kind not in PUSH_ONLY else 0})
         return pd.DataFrame(rows)
 
     def _summary(self) -> dict:
@@ -318,7 +335,7 @@ class _Run:
         lost_disconnected = sum((i, pub.id) not in count
                                 for pub, away in zip(self.pubs, self.disconnected_at_publish) for i in away)
         lat = np.asarray(self.latencies)
-        pubsub = self.kind == "pubsub"
+        pubsub = self.kind in PUSH_ONLY
         return {
             "broker": self.kind, "published": published, "publish_failed": self.sent - published,
             "subscribers": p.subscribers, "expected_deliveries": expected, "delivered": delivered,
@@ -337,7 +354,7 @@ class _Run:
             "fenced_commits": 0 if pubsub else self.broker.fenced_commits,
             "deleted_by_retention": 0 if pubsub else self.broker.deleted,
             "dropped_in_processing": 0 if pubsub else sum(a.dropped_on_crash for a in self.adapters),
-            "commit": "" if pubsub else p.commit,
+            "commit": "" if pubsub else "after_processing" if self.kind == "jetstream" else p.commit,
         }
 
 
