@@ -24,6 +24,9 @@ does, smears the storm), and the detection delay of each alerting rule of
 to the scrape interval. Latency: the true p50/p99/max from every delivered message, the p99
 that ``histogram_quantile`` interpolates from the buckets, and the mean (``_sum / _count``).
 
+Each scraper starts at a random phase (``scrape_phase``), so whether a short dip falls between two
+scrapes varies over replications: it is seen with probability about dip / interval.
+
 Simplifications: a scrape is instantaneous and never fails; rule evaluation happens right after
 a scrape; the broker never loses a message (at-least-once, kept until delivered); handshakes
 and messages share nothing on a node but the network.
@@ -71,6 +74,10 @@ class MonitoringIncidentParams(Params):
     admission_rate: float = param(200.0, gt=0, unit="1/s", help="handshakes a node accepts per second")
     scrape_intervals: tuple[float, ...] = param((15.0, 60.0), gt=0, unit="s",
                                                 help="Prometheus scrape intervals compared (each also the rules' evaluation interval)")
+    scrape_phase: str = param("random", choices=("random", "aligned"),
+                              help="random: each scraper's first scrape at a uniform offset in [0, interval), drawn "
+                                   "per replication (Prometheus spreads its targets over the interval); "
+                                   "aligned: scrapes at 0, interval, 2 x interval ...")
     horizon: float = param(300.0, gt=0, unit="s", help="simulated time")
     telemetry: bool = param(False, help="also keep JSON logs of connection events and OpenTelemetry traces "
                                         "(every trace_every-th message and every message slower than 1 s)")
@@ -250,7 +257,10 @@ def simulate(p: MonitoringIncidentParams, seed: int, replication: int) -> tuple[
     truth = Scraper(ctx.metrics, TRUTH_INTERVAL_S, until=p.horizon,
                     names={"server_connections", "client_reconnections_total", "client_disconnections_total",
                            "server_handshakes_total", "messages_published_total"})
-    scrapers = {s: Scraper(ctx.metrics, s, until=p.horizon) for s in p.scrape_intervals}
+    def offset(s: float) -> float:
+        return float(ctx.rng(f"scrape-phase.{s:g}").uniform(0, s)) if p.scrape_phase == "random" else 0.0
+
+    scrapers = {s: Scraper(ctx.metrics, s, offset=offset(s), until=p.horizon) for s in p.scrape_intervals}
     env.run(until=p.horizon + 1e-9)
 
     # --- the truth -------------------------------------------------------------------------
@@ -291,10 +301,10 @@ def simulate(p: MonitoringIncidentParams, seed: int, replication: int) -> tuple[
         frame = scraper.frame()
         store = Store.from_frame(frame)
         window = 4 * interval
-        times = eval_times(interval, p.horizon, interval)
+        times = scraper.scrape_times  # the rules are evaluated right after each scrape
         seen_conn = [v for t in times for v in instant_query(store, "sum(server_connections)", t).values()]
         rates = query_range(frame, "rate", "client_reconnections_total", window, times, by=())
-        row = {"scrape_interval_s": interval, **base,
+        row = {"scrape_interval_s": interval, "scrape_offset_s": scraper.offset, **base,
                "connections_min_seen": int(min(seen_conn)),
                "dip_seen": bool(min(seen_conn) < 0.95 * p.clients),
                "reconnect_rate_peak_seen": float(rates["value"].max()) if len(rates) else 0.0}
@@ -345,7 +355,7 @@ def _time_below(steps: list[tuple[float, int]], threshold: float, end: float) ->
     return total
 
 
-SUMMARY = ["connections_min_seen", "reconnect_rate_peak_seen", "connections_min_true", "connections_dip_s",
+SUMMARY = ["scrape_offset_s", "connections_min_seen", "reconnect_rate_peak_seen", "connections_min_true", "connections_dip_s",
            "reconnect_rate_peak_true", "latency_mean_s", "latency_p50_true_s", "latency_p99_true_s",
            "latency_p99_buckets_s", "latency_p99_error_s", "latency_max_s", "reconnections"]
 
