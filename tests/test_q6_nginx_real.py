@@ -1,0 +1,145 @@
+"""The balancer's ``consistent_hash`` and ``ip_hash`` against a real NGINX on 127.0.0.1.
+
+NGINX is started here with eight backends (``server`` blocks of the same NGINX that answer
+their own port), some marked ``down``, and a front that proxies ``/chash`` through ``hash
+$arg_key consistent`` and ``/iphash`` through ``ip_hash`` (client address taken from
+X-Forwarded-For by the realip module). Every key the model maps to a server must land on that
+server in NGINX too. Skipped with one line when no ``nginx`` binary is installed
+(``.ci/run`` installs the Debian package).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from sim.components.load_balancer import ClientKey, LoadBalancer, ip_text
+from sim.core import Context
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx)")
+BACKENDS = 8
+DOWN = (2, 5)  # indexes of the servers marked down
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nginx")
+    *ports, front = _free_ports(BACKENDS + 1)
+    servers = [f"127.0.0.1:{p}" for p in ports]
+
+    def upstream(name: str, method: str) -> str:
+        lines = [f"server {s}{' down' if i in DOWN else ''};" for i, s in enumerate(servers)]
+        return f"upstream {name} {{ {method}; {' '.join(lines)} }}"
+
+    backends = " ".join(f"server {{ listen {s}; location / {{ return 200 '{s}'; }} }}" for s in servers)
+    temp = " ".join(f"{k}_temp_path {root}/{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (root / "nginx.conf").write_text(f"""
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  {temp}
+  {upstream("chash", "hash $arg_key consistent")}
+  {upstream("iphash", "ip_hash")}
+  {backends}
+  server {{
+    listen 127.0.0.1:{front};
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Forwarded-For;
+    location /chash {{ proxy_pass http://chash; }}
+    location /iphash {{ proxy_pass http://iphash; }}
+  }}
+}}
+""")
+    proc = subprocess.Popen([NGINX, "-p", str(root), "-c", str(root / "nginx.conf"), "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", front), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    err = proc.stderr.read().decode() if proc.poll() is not None else "timeout"
+                    pytest.fail(f"nginx did not start: {err.strip()[:300]}")
+                time.sleep(0.05)
+        yield servers, front
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _model(policy: str, servers: list[str]) -> LoadBalancer:
+    lb = LoadBalancer(Context(0), policy, servers)
+    for i in DOWN:
+        lb.mark_down(servers[i])
+    return lb
+
+
+def _get(conn: http.client.HTTPConnection, path: str, headers: dict | None = None) -> str:
+    conn.request("GET", path, headers=headers or {})
+    response = conn.getresponse()
+    body = response.read().decode()
+    assert response.status == 200, body
+    return body
+
+
+def test_consistent_hash_lands_where_nginx_sends_the_key(nginx):
+    servers, front = nginx
+    lb = _model("consistent_hash", servers)
+    conn = http.client.HTTPConnection("127.0.0.1", front, timeout=5)
+    checked = 0
+    for i in range(400):
+        key = ClientKey(f"user-{i}", 0)
+        expected = lb.owner(key)
+        if expected is None:  # NGINX would fall back to round robin: not a keyed answer
+            continue
+        assert _get(conn, f"/chash?key={key.name}") == expected.name, key.name
+        checked += 1
+    conn.close()
+    assert checked > 350
+
+
+def test_ip_hash_lands_where_nginx_sends_the_address(nginx):
+    servers, front = nginx
+    lb = _model("ip_hash", servers)
+    conn = http.client.HTTPConnection("127.0.0.1", front, timeout=5)
+    rng = np.random.default_rng(11)
+    checked = 0
+    for ip in rng.integers(1 << 24, 0xDF000000, size=300):  # public-looking unicast IPv4 addresses
+        key = ClientKey("c", int(ip))
+        expected = lb.owner(key)
+        if expected is None:
+            continue
+        assert _get(conn, "/iphash", {"X-Forwarded-For": ip_text(int(ip))}) == expected.name, ip_text(int(ip))
+        checked += 1
+    conn.close()
+    assert checked > 250
