@@ -10,6 +10,8 @@ Quick use::
     import sim
     result = sim.run("queue", seed=1, arrival_rate=0.9)
     result.summary
+    table = sim.sweep("queue", grid={"servers": [1, 2]}, seeds=range(20), workers=2)
+    sim.sweep_summary(table)  # mean and 95 % confidence interval across seeds
 
 ``import sim`` stays light (the command line starts in a few hundredths of a second): the
 registry imports its heavy parts when a scenario is looked up, and the names in ``_LAZY``
@@ -23,9 +25,9 @@ from sim.core.registry import add_source, get, list_scenarios, run  # noqa: E402
 add_source("sim.scenarios")  # the core never imports the scenarios itself: it is told where they are
 
 # public name -> module that defines it (imported on first access); None: a submodule
-_LAZY = {"theory": None}
+_LAZY = {"theory": None, "sweep": "sim.sweeps", "sweep_summary": "sim.sweeps"}
 
-__all__ = ["__version__", "get", "list_scenarios", "run", "theory"]
+__all__ = ["__version__", "get", "list_scenarios", "run", "sweep", "sweep_summary", "theory"]
 
 
 def __getattr__(name: str):

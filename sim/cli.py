@@ -41,6 +41,9 @@ EPILOG = """examples:
   python -m sim describe queue
   python -m sim run queue --set arrival_rate=0.9 --set servers=2 --seed 7
   python -m sim run queue --set capacity=5 --seed 1 --out results/queue-k5
+  python -m sim run queue --set servers=2 --seeds 0:20          # 20 seeds, mean and 95 % CI
+  python -m sim sweep queue --grid servers=1,2,3 --grid arrival_rate=0.5:0.9:0.2 \\
+      --seeds 0:100 --workers 2 --out results/queue-sweep
   python -m sim course
   python -m sim calibrate reconnect-storm --clients 200
 
@@ -161,12 +164,47 @@ def _describe_arguments(parser: argparse.ArgumentParser) -> None:
 
 @subcommand("run", help="run one scenario and print or save its results", handler=lambda args: _run(args),
             description="Run one scenario. Without --out, print the summary table; with --out DIR, write "
-                        "DIR/summary.csv, one CSV per time series and DIR/params.json (atomically).")
+                        "DIR/summary.csv, one CSV per time series and DIR/params.json (atomically). "
+                        "With --seeds, run every seed (in parallel with --workers) and print the mean and "
+                        "95 % confidence interval across seeds; --out then writes a sweep directory.")
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     _scenario_name(parser)
     _set_option(parser)
-    parser.add_argument("--seed", type=_seed, default=None, help="random seed, an integer >= 0 (default: 1)")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=_seed, default=None, help="random seed, an integer >= 0 (default: 1)")
+    seeds.add_argument("--seeds", metavar="RANGE", help=SEEDS_HELP)
+    parser.add_argument("--workers", type=_workers, default="auto",
+                        help="with --seeds: processes to use (default: auto, every core), or dask:N")
     _out_options(parser, "directory for summary.csv, series CSVs and params.json")
+
+
+@subcommand("sweep", help="run a grid of parameters x seeds on all cores or a Dask cluster (resumable)",
+            handler="sim.sweeps:cli_main",
+            description="Run every combination of the --grid values, each with every seed of --seeds, on a "
+                        "local process pool (--workers N), a local Dask cluster (--workers dask:N) or an "
+                        "existing Dask cluster (--scheduler). Each finished run is written atomically into "
+                        "OUT/runs/ under a name derived from its parameters and seed, so the same command "
+                        "resumes an interrupted sweep without recomputing anything; a failing run is "
+                        "recorded in OUT/failures.csv and does not stop the sweep. At the end OUT/results.parquet "
+                        "and OUT/results.csv hold one row per (configuration, seed, summary row) and "
+                        "OUT/summary.csv the mean and 95 % confidence interval across seeds.")
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    _scenario_name(parser)
+    parser.add_argument("--grid", dest="grid", action="append", default=[], metavar="KEY=V1,V2,...", nargs="+",
+                        help="values of one parameter to sweep: V1,V2,... or START:STOP:STEP (STOP included); "
+                             "several --grid make the cartesian product; any parameter can be swept, list "
+                             "parameters one value per configuration; separate distributions with ';'")
+    _set_option(parser)
+    parser.add_argument("--seeds", metavar="RANGE", default="1", help=SEEDS_HELP + " (default: 1)")
+    parser.add_argument("--workers", type=_workers, default="auto",
+                        help="N local processes (1: in this process), auto (every core, the default), or dask:N "
+                             "for a local Dask cluster of N worker processes")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="address of a running Dask scheduler, e.g. tcp://host:8786 (then --workers is ignored)")
+    parser.add_argument("--out", metavar="DIR", required=True,
+                        help="sweep directory (runs/, results.parquet, results.csv, summary.csv, failures.csv)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="discard a directory holding another sweep (another scenario) and start afresh")
 
 
 @subcommand("course", help="execute every notebook headless and write the HTML course",
@@ -291,7 +329,8 @@ def describe_text(entry: dict, grammar: str, width: int = WIDTH) -> str:
             lines += textwrap.wrap(row[5], width, initial_indent=indent, subsequent_indent=indent)
     if uses_grammar:
         lines += ["", *textwrap.wrap(f"(*) distributions: {grammar}", width, subsequent_indent=indent)]
-    lines += ["", f"Set any of them with: {PROG} run {entry['name']} --set NAME=VALUE"]
+    lines += ["", f"Set any of them with: {PROG} run {entry['name']} --set NAME=VALUE",
+              f"Sweep them with:       {PROG} sweep {entry['name']} --grid NAME=A,B --seeds 0:10 --out DIR"]
     return "\n".join(lines)
 
 
@@ -307,6 +346,10 @@ def _run(args: argparse.Namespace) -> int:
     name = resolve_name(args, "settings")
     settings = pairs(args.settings, "--set")
     check_keys(name, list(settings), "--set")
+    if args.seeds is not None:
+        from sim.sweeps import run_seeds_cli
+
+        return run_seeds_cli(name, settings, args.seeds, args.workers, args.out, args.overwrite)
     if args.out is not None:
         from sim.core.result import check_output_dir
 
@@ -315,7 +358,8 @@ def _run(args: argparse.Namespace) -> int:
 
     sc = get(name)
     params = sc.params_type.from_strings(settings)
-    result = sc.run(params, DEFAULT_SEED if args.seed is None else args.seed)
+    with elapsed(f"{PROG} run {name}"):
+        result = sc.run(params, DEFAULT_SEED if args.seed is None else args.seed)
     if args.out is None:
         print(format_summary(result.summary))
     else:
@@ -324,11 +368,48 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+class elapsed:
+    """On a terminal, a long single run shows that it is running: ``... 12 s`` on stderr after 2 s,
+    erased when it ends. (A run has no fraction done to show; sweeps and --seeds have a bar.)"""
+
+    def __init__(self, what: str, after: float = 2.0) -> None:
+        self.what, self.after = what, after
+        self._stop = None
+
+    def __enter__(self):
+        if not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+            return self
+        import threading
+        import time
+
+        self._stop = threading.Event()
+        started = time.monotonic()
+
+        def show() -> None:
+            while not self._stop.wait(0.5):
+                seconds = time.monotonic() - started
+                if seconds >= self.after:
+                    sys.stderr.write(f"\r{self.what} ... {seconds:.0f} s ")
+                    sys.stderr.flush()
+
+        self._thread = threading.Thread(target=show, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._stop is not None:
+            self._stop.set()
+            self._thread.join()
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
 # --- readable numbers ------------------------------------------------------------------------
 SIGNIFICANT = 4
 NAN_NOTE = ("NaN: not defined for this run (a mean or percentile of no observations, e.g. no reconnection "
             "happened, or a confidence interval from fewer than 2 replications or seeds)")
-INF_NOTE = "inf: unbounded (e.g. a queue whose arrival rate reaches its capacity has no finite mean wait)"
+INF_NOTE = ("inf: infinite, either unlimited (a capacity of none) or unbounded (e.g. the mean wait of a queue "
+            "whose arrivals reach its capacity)")
 
 
 def format_number(value: object) -> str:
@@ -441,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         errors = sys.modules.get("sim.core.errors")  # loaded whenever a UserError can have been raised
         if errors is not None and isinstance(err, errors.UserError):
             print(f"{PROG}: error: {err}", file=sys.stderr)
-            return 2
+            return getattr(err, "exit_status", 2)
         raise
 
 

@@ -1,0 +1,64 @@
+"""Start-up time of the command line: ``list``, ``describe``, ``--help`` and a tiny ``run``.
+
+Each command runs ``--repeat`` times in a fresh interpreter; the best wall time is kept (shared,
+noisy machines). ``--tree DIR`` times another checkout of the project (e.g. an older commit made
+with ``git worktree add /tmp/old COMMIT``) through ``PYTHONPATH``, for a before/after table.
+Target: list, describe and --help well under 0.5 s (the catalog cache warm, as after the first call).
+
+    python benchmarks/bench_startup.py [--repeat 5] [--tree DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+COMMANDS = (["list"], ["describe", "queue"], ["--help"],
+            ["run", "queue", "--set", "customers=500", "replications=2"])
+TARGET = 0.5
+
+
+def best(argv: list[str], repeat: int, env: dict, cwd: str | None) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "sim", *argv], env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--tree", help="time this checkout instead of the installed one (PYTHONPATH)")
+    args = parser.parse_args()
+    env = dict(os.environ)
+    cwd = None
+    if args.tree:  # `python -m` looks in the working directory first: run from the tree itself
+        cwd = os.path.abspath(args.tree)
+        env["PYTHONPATH"] = cwd
+    found = subprocess.run([sys.executable, "-c", "import sim; print(sim.__file__)"], env=env, cwd=cwd,
+                           check=True, capture_output=True, text=True).stdout.strip()
+    print(f"timing {found}")
+    subprocess.run([sys.executable, "-m", "sim", "list"], env=env, cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL)  # warm: disk cache, and the catalog where there is one
+    bare = min(_bare(env) for _ in range(args.repeat))
+    print(f"python -c pass: {bare:.3f} s (the interpreter alone)")
+    for argv in COMMANDS:
+        seconds = best(argv, args.repeat, env, cwd)
+        mark = "" if argv[0] == "run" else ("  ok" if seconds < TARGET else f"  ABOVE {TARGET} s")
+        print(f"python -m sim {' '.join(argv):<48} {seconds:6.3f} s{mark}")
+    return 0
+
+
+def _bare(env: dict) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
