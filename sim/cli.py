@@ -287,8 +287,8 @@ def _list() -> int:
 
     rows = [(s["name"], s["description"]) for s in catalog.load()["scenarios"]]
     width = max(len(n) for n, _ in rows)
-    for name, description in rows:
-        print(f"{name:<{width}}  {description}")
+    for name, description in rows:  # long descriptions continue under themselves, within WIDTH columns
+        print("\n".join(textwrap.wrap(f"{name:<{width}}  {description}", WIDTH, subsequent_indent=" " * (width + 2))))
     return 0
 
 
@@ -330,7 +330,7 @@ def describe_text(entry: dict, grammar: str, width: int = WIDTH) -> str:
     if uses_grammar:
         lines += ["", *textwrap.wrap(f"(*) distributions: {grammar}", width, subsequent_indent=indent)]
     lines += ["", f"Set any of them with: {PROG} run {entry['name']} --set NAME=VALUE",
-              f"Sweep them with:       {PROG} sweep {entry['name']} --grid NAME=A,B --seeds 0:10 --out DIR"]
+              f"Sweep them with:       {PROG} sweep {entry['name']} --grid NAME=A,B --seeds 0:9 --out DIR"]
     return "\n".join(lines)
 
 
