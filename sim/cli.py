@@ -176,6 +176,12 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=_workers, default="auto",
                         help="with --seeds: processes to use (default: auto, every core), or dask:N")
     _out_options(parser, "directory for summary.csv, series CSVs and params.json")
+    _force_option(parser)
+
+
+def _force_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="run even what the work estimate refuses as far too long for this machine")
 
 
 @subcommand("sweep", help="run a grid of parameters x seeds on all cores or a Dask cluster (resumable)",
@@ -205,6 +211,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sweep directory (runs/, results.parquet, results.csv, summary.csv, failures.csv)")
     parser.add_argument("--overwrite", action="store_true",
                         help="discard a directory holding another sweep (another scenario) and start afresh")
+    _force_option(parser)
 
 
 @subcommand("course", help="execute every notebook headless and write the HTML course",
@@ -349,7 +356,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         from sim.sweeps import run_seeds_cli
 
-        return run_seeds_cli(name, settings, args.seeds, args.workers, args.out, args.overwrite)
+        return run_seeds_cli(name, settings, args.seeds, args.workers, args.out, args.overwrite, args.force)
     if args.out is not None:
         from sim.core.result import check_output_dir
 
@@ -359,7 +366,7 @@ def _run(args: argparse.Namespace) -> int:
     sc = get(name)
     params = sc.params_type.from_strings(settings)
     with elapsed(f"{PROG} run {name}"):
-        result = sc.run(params, DEFAULT_SEED if args.seed is None else args.seed)
+        result = sc.run(params, DEFAULT_SEED if args.seed is None else args.seed, force=args.force)
     if args.out is None:
         print(format_summary(result.summary))
     else:

@@ -162,6 +162,7 @@ class Run:
     params: Params
     seed: int
     config: str     # digest of the scenario and every parameter
+    force: bool = False  # run even what the work estimate refuses (checked once, before the sweep)
 
     @property
     def name(self) -> str:
@@ -175,9 +176,10 @@ def config_id(scenario: str, params: Params) -> str:
 
 
 def configurations(scenario: str, grid: Mapping[str, Sequence[Any]], fixed: Mapping[str, Any], *,
-                   from_text: bool) -> list[Params]:
+                   from_text: bool, force: bool = False) -> list[Params]:
     """Every combination of the grid's values on top of ``fixed`` (texts from the command line when
-    ``from_text``, Python values otherwise), each validated before anything runs."""
+    ``from_text``, Python values otherwise), each validated -- and its work estimate checked,
+    unless ``force`` -- before anything runs."""
     from sim.core.registry import get
 
     sc = get(scenario)
@@ -202,9 +204,13 @@ def configurations(scenario: str, grid: Mapping[str, Sequence[Any]], fixed: Mapp
         changes = dict(zip(keys, combo))
         try:
             if from_text:
-                out.append(sc.params_type.from_strings({**fixed, **changes}))
+                params = sc.params_type.from_strings({**fixed, **changes})
             else:
-                out.append(sc.params_type().replace(**{**fixed, **changes}))
+                params = sc.params_type().replace(**{**fixed, **changes})
+            check = getattr(params, "check_work", None)
+            if check is not None:
+                check(force)
+            out.append(params)
         except ParameterError as err:
             where = ", ".join(f"{k}={v}" for k, v in changes.items())
             raise ParameterError(err.parameter, f"{err.message}" + (f" (in the configuration {where})" if where else "")) \
@@ -213,13 +219,13 @@ def configurations(scenario: str, grid: Mapping[str, Sequence[Any]], fixed: Mapp
 
 
 # --- executing one run (in a worker) -----------------------------------------------------------------
-def execute(scenario: str, params: Params, seed: int) -> tuple[str, Any]:
+def execute(scenario: str, params: Params, seed: int, force: bool = False) -> tuple[str, Any]:
     """Run one configuration and seed: ``("ok", Result)`` or ``("failed", message)``. Errors are
     returned, not raised, so a failing run is recorded rather than retried."""
     from sim.core.registry import get
 
     try:
-        return "ok", get(scenario).run(params, seed)
+        return "ok", get(scenario).run(params, seed, force=force)
     except Exception as err:  # recorded with its message; the sweep goes on
         return "failed", {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
 
@@ -256,7 +262,7 @@ class _Serial:
         self._done: deque = deque()
 
     def submit(self, run: Run):
-        self._done.append((run, execute(run.scenario, run.params, run.seed)))
+        self._done.append((run, execute(run.scenario, run.params, run.seed, run.force)))
         return run
 
     def next_done(self):
@@ -286,10 +292,10 @@ class _Pool:
         from concurrent.futures.process import BrokenProcessPool
 
         try:
-            future = self._pool.submit(execute, run.scenario, run.params, run.seed)
+            future = self._pool.submit(execute, run.scenario, run.params, run.seed, run.force)
         except BrokenProcessPool:
             self._start()
-            future = self._pool.submit(execute, run.scenario, run.params, run.seed)
+            future = self._pool.submit(execute, run.scenario, run.params, run.seed, run.force)
         self._futures[future] = run
         return future
 
@@ -349,7 +355,7 @@ class _Dask:
         self._futures: dict = {}
 
     def submit(self, run: Run):
-        future = self._client.submit(execute, run.scenario, run.params, run.seed, key=f"sim-run-{run.name}",
+        future = self._client.submit(execute, run.scenario, run.params, run.seed, run.force, key=f"sim-run-{run.name}",
                                      pure=False, retries=2)
         self._futures[future.key] = run
         self._pending.add(future)
@@ -474,9 +480,9 @@ class SweepOutcome:
 
 def run_sweep(scenario: str, configs: Sequence[Params], seeds: Sequence[int], *, workers: int | str | None = 1,
               scheduler: str | None = None, out: str | Path | None = None, overwrite: bool = False,
-              progress: bool | None = None) -> SweepOutcome:
+              progress: bool | None = None, force: bool = False) -> SweepOutcome:
     """Run every configuration with every seed (see the module docstring)."""
-    runs = [Run(scenario, p, s, config_id(scenario, p)) for p in configs for s in seeds]
+    runs = [Run(scenario, p, s, config_id(scenario, p), force) for p in configs for s in seeds]
     if len(runs) > MAX_RUNS:
         raise ParameterError("--seeds", f"{len(configs)} configurations x {len(seeds)} seeds = {len(runs)} runs; "
                                         f"at most {MAX_RUNS} in one sweep")
@@ -640,7 +646,7 @@ def _write_tables(root: Path, table: pd.DataFrame, summary: pd.DataFrame, failur
 # --- from Python -------------------------------------------------------------------------------------
 def sweep(scenario: str, grid: Mapping[str, Sequence[Any]] | None = None, seeds: Iterable[int] | str | int | None = None,
           *, workers: int | str | None = 1, scheduler: str | None = None, out: str | Path | None = None,
-          overwrite: bool = False, progress: bool | None = False, **fixed: Any) -> pd.DataFrame:
+          overwrite: bool = False, progress: bool | None = False, force: bool = False, **fixed: Any) -> pd.DataFrame:
     """Run ``scenario`` for every combination of ``grid`` values and every seed; the tidy table.
 
     ``grid`` maps parameter names to lists of values; ``fixed`` sets other parameters;
@@ -654,10 +660,10 @@ def sweep(scenario: str, grid: Mapping[str, Sequence[Any]] | None = None, seeds:
     """
     from sim.core.registry import DEFAULT_SEED
 
-    configs = configurations(scenario, dict(grid or {}), fixed, from_text=False)
+    configs = configurations(scenario, dict(grid or {}), fixed, from_text=False, force=force)
     seed_list = parse_seeds([DEFAULT_SEED] if seeds is None else seeds, parameter="seeds")
     return run_sweep(scenario, configs, seed_list, workers=workers, scheduler=scheduler, out=out,
-                     overwrite=overwrite, progress=progress).table
+                     overwrite=overwrite, progress=progress, force=force).table
 
 
 # --- from the command line -------------------------------------------------------------------------
@@ -675,31 +681,31 @@ def cli_main(args) -> int:
     seeds = parse_seeds(args.seeds)
     params_type = get(name).params_type
     grid = {key: split_values(params_type, key, text) for key, text in grid_text.items()}
-    configs = configurations(name, grid, fixed, from_text=True)
+    configs = configurations(name, grid, fixed, from_text=True, force=args.force)
     return _report(name, configs, seeds, workers=args.workers, scheduler=args.scheduler, out=args.out,
-                   overwrite=args.overwrite, show_summary=False)
+                   overwrite=args.overwrite, show_summary=False, force=args.force)
 
 
 def run_seeds_cli(name: str, settings: dict[str, str], seeds_text: str, workers: str, out: str | None,
-                  overwrite: bool) -> int:
+                  overwrite: bool, force: bool = False) -> int:
     """``python -m sim run SCENARIO --seeds 0:20``: one configuration, many seeds, mean and CI."""
     from sim.core.result import check_output_dir
 
     if out is not None:
         check_output_dir(out)
     seeds = parse_seeds(seeds_text)
-    configs = configurations(name, {}, settings, from_text=True)
+    configs = configurations(name, {}, settings, from_text=True, force=force)
     return _report(name, configs, seeds, workers=workers, scheduler=None, out=out, overwrite=overwrite,
-                   show_summary=True)
+                   show_summary=True, force=force)
 
 
 def _report(name: str, configs: Sequence[Params], seeds: Sequence[int], *, workers, scheduler, out, overwrite,
-            show_summary: bool) -> int:
+            show_summary: bool, force: bool = False) -> int:
     from sim.cli import format_summary
 
     started = time.perf_counter()
     outcome = run_sweep(name, configs, seeds, workers=workers, scheduler=scheduler, out=out, overwrite=overwrite,
-                        progress=None)
+                        progress=None, force=force)
     seconds = time.perf_counter() - started
     total = len(configs) * len(seeds)
     if show_summary or out is None:

@@ -99,10 +99,10 @@ def test_a_failing_run_is_recorded_and_does_not_stop_the_sweep(tmp_path, monkeyp
 
     real = sweep_module.execute
 
-    def flaky(scenario, params, seed):
+    def flaky(scenario, params, seed, force=False):
         if seed == 1:
             return "failed", {"error": "RuntimeError: boom at seed 1", "traceback": "..."}
-        return real(scenario, params, seed)
+        return real(scenario, params, seed, force)
 
     monkeypatch.setattr(sweep_module, "execute", flaky)
     out = tmp_path / "sweep"
@@ -186,6 +186,13 @@ def test_bad_sweeps_exit_2_with_one_line(tmp_path, capsys, extra, names):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and names in lines[0] and "Traceback" not in err, err
     assert out == "" and not (tmp_path / "s" / "runs").exists()  # refused before anything ran
+
+
+def test_a_configuration_far_too_long_to_run_is_refused_before_the_sweep(tmp_path, capsys):
+    assert main(["sweep", "reconnect-storm", "--grid", "clients=100,1000000000", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "clients" in err and "--force" in err
+    assert not (tmp_path / "s" / "runs").exists()
 
 
 def test_a_bad_sweep_is_one_line_from_a_fresh_interpreter_too(tmp_path):
