@@ -331,7 +331,11 @@ def describe_text(entry: dict, grammar: str, width: int = WIDTH) -> str:
 
     lines += line(header)
     for row in rows:
-        lines += line(row[:5])
+        if len(row[2]) > widths[2]:  # a long default: on its own lines under the row
+            lines += line((row[0], row[1], "(below)", row[3], row[4]))
+            lines += textwrap.wrap(f"default: {row[2]}", width, initial_indent=indent, subsequent_indent=indent * 2)
+        else:
+            lines += line(row[:5])
         if row[5]:
             lines += textwrap.wrap(row[5], width, initial_indent=indent, subsequent_indent=indent)
     if uses_grammar:
