@@ -178,9 +178,12 @@ class WebSocketChannel:
         self.buffer: list[int] = []
         """Seqs the server can replay (the last ``ws_buffer`` events)."""
         self.last_seq = -1
-        self.not_sent = 0
+        metrics = ctx.metrics  # the run's one metrics registry: what a /metrics endpoint would expose
+        self._not_sent = metrics.counter("websocket_events_not_sent_total",
+                                         "events published while the server had no connection to the consumer")
         """Events published while the server had no connection (lost unless buffered)."""
-        self.close_codes: dict[int, int] = {}
+        self._closes = metrics.counter("websocket_server_closes_total", "connections the server closed, by close code",
+                                       ["code"])
         self.connected_seconds = 0.0
         self._connected_since = math.nan
         self.heartbeat_bytes = 0.0
@@ -221,7 +224,7 @@ class WebSocketChannel:
             if len(self.buffer) > self.p.ws_buffer:
                 del self.buffer[0]
         if not self.server.send_to(CONSUMER, seq, self.p.event_bytes):
-            self.not_sent += 1
+            self._not_sent.inc()
 
     def _outage_starts(self) -> None:
         # the consumer dies: the server notices only when pings stop for idle_timeout
@@ -236,7 +239,7 @@ class WebSocketChannel:
 
     def _idle_check(self, accepted: float) -> None:
         if self.server.connections.get(CONSUMER) == accepted and self.server.drop(CONSUMER):
-            self.close_codes[frames.ABNORMAL_CLOSURE] = self.close_codes.get(frames.ABNORMAL_CLOSURE, 0) + 1
+            self._closes.labels(code=str(frames.ABNORMAL_CLOSURE)).inc()
 
     def _restart(self) -> None:
         self.client.abandon()  # the old process is gone, and its connection unknown to the new one
@@ -473,7 +476,8 @@ class _Run:
             extra = {"given_up": snd.gave_up, "attempts": sum(e.attempts for e in self.webhook_events),
                      "rejected": sum(self.receiver.rejected.values()), "connections_opened": snd.connections}
         elif self.transport == "websocket":
-            extra = {"not_sent": self.channel.not_sent, "closed_1006": self.channel.close_codes.get(1006, 0)}
+            ch = self.channel
+            extra = {"not_sent": int(ch._not_sent.value), "closed_1006": int(ch._closes.labels(code="1006").value)}
         requests, bytes_total, conn_s = cost["requests"], cost["bytes"], cost["conn_s"]
         span = max(cost["time"], self.t_end) - START
         per = max(delivered, 1)
