@@ -269,3 +269,15 @@ def test_property_subscribers_get_exactly_the_matching_mutations_cut_twice(mutat
             expected.append(row)
     ctx.run(5)
     assert [d.payload["onMessage"] for d in sub.deliveries] == expected
+
+
+def test_the_service_ends_connections_at_their_maximum_duration_and_clients_subscribe_again():
+    ctx, net, svc, *_ = world(connection_max_duration_s=20.0)
+    c, w = client(ctx, net, "c", USER), client(ctx, net, "w", USER)
+    ctx.run(1)
+    c.subscribe(ON_MESSAGE % "id", {"r": None})
+    ctx.run(50)
+    assert c.messages.count("connection_ack") >= 3 and c.messages.count("start_ack") >= 3
+    w.request(SEND % "roomId id", {"r": "r1", "i": "still", "t": "x"})
+    ctx.run(52)
+    assert [d.payload["onMessage"]["id"] for d in c.deliveries] == ["still"]

@@ -325,3 +325,13 @@ def test_on_disconnect_runs_on_a_clean_close_too():
     alice.go_offline()
     ctx.run(3)
     assert db.get("/presence") is None
+
+
+def test_connections_beyond_the_limit_are_refused():
+    from sim.components.realtime_tree import presets
+
+    spark = presets()["limits"]["simultaneous_connections"]["spark_plan"]
+    ctx, net, db, srv = world(max_connections=spark)
+    clients = [client(ctx, net, f"c{i}") for i in range(spark + 5)]
+    ctx.run(1)
+    assert sum(c.online for c in clients) == spark

@@ -261,7 +261,7 @@ class AppSyncService:
                  default_auth_mode: str | None = None, resolver_latency=None, ka_interval: float | None = None,
                  connection_timeout_ms: int | None = None, start_ack_race_s: float = 0.0,
                  max_subscriptions_per_connection: int | None = None, max_payload_bytes: int | None = None,
-                 max_connections: int | None = None) -> None:
+                 max_connections: int | None = None, connection_max_duration_s: float | None = None) -> None:
         pre = presets()
         self.ctx, self.env, self.name, self.network = ctx, ctx.env, name, network
         self.schema = schema or load_schema()
@@ -274,6 +274,8 @@ class AppSyncService:
         self.start_ack_race_s = start_ack_race_s
         self.max_subscriptions = max_subscriptions_per_connection or _LIMITS["subscriptions_per_connection"]["value"]
         self.max_payload_bytes = max_payload_bytes or _LIMITS["subscription_payload_bytes"]["value"]
+        self.connection_max_duration_s = connection_max_duration_s or _LIMITS["connection_max_duration_s"]["value"]
+        self._expiry: dict[str, Timer] = {}
         self.bindings = self._bindings()
         """mutation field -> subscription fields bound to it by @aws_subscribe."""
         self.subscriptions: dict[str, dict[str, _Subscription]] = {}
@@ -407,6 +409,10 @@ class AppSyncService:
         kind = msg.get("type")
         if kind == "connection_init":
             self.subscriptions.setdefault(client, {})
+            cancel_timer(self._expiry.pop(client, None))
+            # the service ends a connection at its maximum duration; the client reconnects
+            self._expiry[client] = Timer(self.env, self.connection_max_duration_s,
+                                         lambda c=client: self.realtime.close(c, 1000))
             self._send(client, {"type": "connection_ack",
                                 "payload": {"connectionTimeoutMs": self.connection_timeout_ms}})
         elif kind == "start":
@@ -448,6 +454,7 @@ class AppSyncService:
 
     def _connection_gone(self, client: str) -> None:
         self.subscriptions.pop(client, None)
+        cancel_timer(self._expiry.pop(client, None))
 
     def _keep_alive(self):
         while True:

@@ -222,6 +222,7 @@ def _rtdb(p: CloudSyncParams, workload: str, seed: int, replication: int) -> dic
     db.root = rt.normalize({"members": {"r1": {u: True for u in users}},
                             "editors": {f"e{i}": True for i in range(p.writers)}})
     srv = rt.RealtimeServer(ctx, "rtdb", net, db, write_rate=rt.presets()["limits"]["write_rate_per_second"]["value"],
+                            max_connections=rt.presets()["limits"]["simultaneous_connections"]["value"],
                             commit_latency=Constant(p.commit_latency_s),
                             idle_timeout=rt.presets()["defaults"]["server_idle_timeout_s"]["value"])
     clients = {u: rt.RealtimeClient(ctx, u, net, "rtdb", auth={"uid": u}) for u in users}
