@@ -89,8 +89,8 @@ class PushVsWebhookParams(Params):
                                            help="event rates to compare (default: 1 per day to 100 per second)")
     events: int = param(200, ge=1, le=1_000_000, help="events per rate; the horizon is about events / rate")
     event_bytes: int = param(1500, ge=0, unit="B", help="payload of one event (a JSON object; an assumption)")
-    latency: Distribution = param(Uniform(0.02, 0.08), unit="s", ge=1e-3,
-                                  help="one-way latency provider <-> consumer (mean >= 1 ms: with no delay "
+    latency: Distribution = param(Uniform(0.02, 0.08), unit="s", ge=1e-4,
+                                  help="one-way latency provider <-> consumer (mean >= 0.1 ms, as on loopback: with no delay "
                                        "a reconnect loop never lets the clock move)")
     loss: float = param(0.0, ge=0, lt=1, help="probability that the network loses a message")
     outage_every: Distribution | None = param(Exponential(1 / 43200), unit="s", none_means="no outages",

@@ -53,8 +53,8 @@ class ReconnectStormParams(Params):
                                       help="client ping period (used when crash=host; Engine.IO pingInterval 25 s)")
     admission_rate: float = param(500.0, gt=0, unit="1/s", help="handshakes a server accepts per second")
     admission_burst: int = param(50, ge=1, help="handshakes accepted back to back after a quiet period")
-    latency: Distribution = param(TruncatedNormal(0.02, 0.005), unit="s", ge=1e-3,
-                                  help="one-way network latency (mean >= 1 ms: with no delay a refused client "
+    latency: Distribution = param(TruncatedNormal(0.02, 0.005), unit="s", ge=1e-4,
+                                  help="one-way network latency (mean >= 0.1 ms, as on loopback: with no delay a refused client "
                                        "retries in the same instant for ever)")
     horizon: float = param(300.0, gt=0, unit="s", help="simulated time; clients not back by then count as not reconnected")
     replications: int = replications_param()
