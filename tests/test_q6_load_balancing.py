@@ -265,3 +265,68 @@ def test_consistent_hash_gives_up_after_21_points_on_down_servers_as_nginx_does(
         else:
             assert got.name == names[expected]
     assert fell_back > 0
+
+
+def _scalar_replay(lb, ks, kinds, clients):
+    """What route_batch must equal: route/opened/closed one event at a time."""
+    from sim.components.load_balancer import CLOSE
+    where, out = {}, []
+    for kind, c in zip(kinds, clients):
+        if kind == CLOSE:
+            b = where.pop(c)
+            lb.closed(b)
+        else:
+            b = where[c] = lb.route(ks[c])
+            lb.opened(b)
+        out.append(b.index)
+    return out
+
+
+@settings(derandomize=True, deadline=None, max_examples=40)
+@given(policy=st.sampled_from(POLICIES), nodes=st.integers(1, 9), n=st.integers(1, 60), seed=st.integers(0, 10**6),
+       fallback=st.sampled_from(["round_robin", "least_connections"]))
+def test_route_batch_and_owners_match_the_one_at_a_time_balancer(policy, nodes, n, seed, fallback):
+    import numpy as np
+    from sim.components.load_balancer import CLOSE, OPEN, REOPEN, ClientKeys
+
+    rng = np.random.default_rng(seed)
+    ips = rng.integers(0, 2**32, size=n) & ~np.int64(rng.integers(0, 2) * 255)  # sometimes a shared /24
+    batch_keys = ClientKeys("c-", ips)
+    ks = [batch_keys.key(i) for i in range(n)]
+    times = np.concatenate([rng.uniform(0, 1, n), rng.uniform(1, 2, n), rng.uniform(2, 3, n)])
+    kinds = np.repeat([OPEN, CLOSE, REOPEN], n)[np.argsort(times, kind="stable")]
+    clients = np.tile(np.arange(n), 3)[np.argsort(times, kind="stable")]
+    names = [f"n{i}" for i in range(nodes)]
+    one = LoadBalancer(Context(seed), policy, names, fallback=fallback)
+    many = LoadBalancer(Context(seed), policy, names, fallback=fallback)
+    assert _scalar_replay(one, ks, kinds.tolist(), clients.tolist()) == many.route_batch(batch_keys, kinds, clients).tolist()
+    assert [b.active for b in one.backends] == [b.active for b in many.backends]
+    assert one.routed == many.routed
+    if policy != "sticky_cookie":  # its batch cookies serve owners(), not route()
+        assert one.route(ks[0]).index == many.route(ks[0]).index  # round-robin pointers and streams left alike
+    for change in (lambda lb: lb.add("extra"), lambda lb: lb.mark_down("n0")):
+        change(one), change(many)
+        expected = [-1 if (b := one.owner(k)) is None else b.index for k in ks]
+        assert many.owners(batch_keys).tolist() == expected
+
+
+def test_resume_batch_matches_resume():
+    import numpy as np
+    from sim.components.load_balancer import SessionStore
+    from sim.core.distributions import Uniform
+
+    rng = np.random.default_rng(4)
+    clients, nodes = rng.integers(0, 30, 200), rng.integers(0, 4, 200)
+    names = ["a", "b", "c", "d"]
+    results = []
+    for batch in (False, True):
+        sessions = Sessions(SessionStore(Context(2), Uniform(0.001, 0.01)))
+        for name in names[:3]:  # "d" is down: nothing is kept there
+            sessions.node_up(name)
+        if batch:
+            outcome, delays = sessions.resume_batch(clients, nodes, names)
+            pairs = [(Sessions.OUTCOMES[o], d) for o, d in zip(outcome.tolist(), delays.tolist())]
+        else:
+            pairs = [sessions.resume(int(c), names[i]) for c, i in zip(clients, nodes)]
+        results.append((pairs, sessions.counts, [sessions.holder(c) for c in range(30)], sessions.store.fetches))
+    assert results[0] == results[1]

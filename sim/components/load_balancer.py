@@ -46,6 +46,7 @@ import hashlib
 import math
 import zlib
 from bisect import bisect_left
+from functools import cached_property
 from typing import Callable, Iterable
 
 import numpy as np
@@ -134,6 +135,48 @@ class ClientKey:
         """NGINX's ip_hash value after its first pass over the octets."""
 
 
+class ClientKeys:
+    """Many clients at once, as arrays indexed by client number: what :class:`ClientKey` holds for
+    one client, for :meth:`LoadBalancer.route_batch` and :meth:`LoadBalancer.owners` (a million
+    ``ClientKey`` objects would cost seconds and hundreds of megabytes). Client ``i`` is named
+    ``f"{prefix}{i}"``; the key hashes are computed on first use (only some policies need them)."""
+
+    def __init__(self, prefix: str, ips: np.ndarray) -> None:
+        self.prefix = prefix
+        self.ips = np.asarray(ips, dtype=np.int64)
+        self.octets = ((self.ips >> 24) & 255, (self.ips >> 16) & 255, (self.ips >> 8) & 255)
+        h = np.full(len(self.ips), _IP_START, dtype=np.int64)
+        for octet in self.octets:  # ClientKey.ip_hash, on every client at once
+            h = (h * _IP_MUL + octet) % _IP_MOD
+        self.ip_hash = h
+
+    def __len__(self) -> int:
+        return len(self.ips)
+
+    def name(self, i: int) -> str:
+        return f"{self.prefix}{i}"
+
+    def key(self, i: int) -> ClientKey:
+        """Client ``i`` as one :class:`ClientKey` (same hashes)."""
+        return ClientKey(self.name(i), int(self.ips[i]))
+
+    @cached_property
+    def key_hash(self) -> np.ndarray:
+        """:attr:`ClientKey.key_hash` of every client (uint64)."""
+        p = self.prefix
+        return np.fromiter((stable_hash(f"{p}{i}") for i in range(len(self))), dtype=np.uint64, count=len(self))
+
+    @cached_property
+    def key_crc32(self) -> np.ndarray:
+        """:attr:`ClientKey.key_crc32` of every client."""
+        p, crc = self.prefix, zlib.crc32
+        return np.fromiter((crc(f"{p}{i}".encode()) for i in range(len(self))), dtype=np.int64, count=len(self))
+
+
+OPEN, CLOSE, REOPEN = 0, 1, 2
+"""Event kinds of :meth:`LoadBalancer.route_batch`: a first connection, a close, a reconnect."""
+
+
 class Backend:
     """One node behind the balancer."""
 
@@ -172,6 +215,20 @@ class _Draws:
         self.i += 1
         return u
 
+    def take(self, n: int) -> np.ndarray:
+        """The next ``n`` numbers :meth:`__call__` would return, drawing the same blocks (the stream
+        is left where ``n`` calls would leave it)."""
+        parts = [np.asarray(self.block[self.i:], dtype=float)]
+        have = len(parts[0])
+        while have < n:
+            self.block = self.rng.random(4096).tolist()
+            self.i = 0
+            parts.append(np.asarray(self.block, dtype=float))
+            have += 4096
+        out = np.concatenate(parts)[:n]
+        self.i = len(self.block) - (have - n)
+        return out
+
 
 class LoadBalancer:
     """Routes clients to backends with ``policy`` (see the module docstring)."""
@@ -204,6 +261,8 @@ class LoadBalancer:
         self._ring_owners: list[Backend] = []
         self._cookies: dict[ClientKey, Backend] = {}
         self._point_cache: dict[str, list[int]] = {}
+        self._cookie_array: np.ndarray | None = None
+        self._cookie_keys: ClientKeys | None = None
         self._uniform = _Draws(ctx.rng(f"{name}.choice"))
         self.routed = 0
         """Routing decisions made."""
@@ -323,6 +382,175 @@ class LoadBalancer:
             return self._chash_peer(client)
         return self._pick(client)
 
+    def owners(self, keys: ClientKeys) -> np.ndarray:
+        """:meth:`owner` of every client at once: each one's backend index (``Backend.index``), -1 for None."""
+        n_keys = len(keys)
+        none = np.full(n_keys, -1, dtype=np.int64)
+        if self.policy not in KEYED or not self._healthy:
+            return none
+        healthy = np.array([b.healthy for b in self.backends])
+        if self.policy == "sticky_cookie":
+            pinned = self._cookie_array if self._cookie_array is not None and self._cookie_keys is keys else none
+            return np.where((pinned >= 0) & healthy[np.maximum(pinned, 0)], pinned, -1)
+        if self.policy == "modulo_hash":
+            index = np.array([b.index for b in self._healthy], dtype=np.int64)
+            return index[keys.key_hash % np.uint64(len(index))]
+        if self.policy == "ip_hash":
+            n = len(self.backends)
+            if n < 2:
+                return none
+            out, pending = none.copy(), np.ones(n_keys, dtype=bool)
+            h = keys.ip_hash.copy()
+            a, b, c = keys.octets
+            for _ in range(_IP_PICKS):  # as _ip_hash_peer, on every client still looking
+                peer = h % n
+                found = pending & healthy[peer]
+                out[found] = peer[found]
+                pending &= ~found
+                if not pending.any():
+                    break
+                h = (((h * _IP_MUL + a) % _IP_MOD * _IP_MUL + b) % _IP_MOD * _IP_MUL + c) % _IP_MOD
+            return out
+        # consistent_hash, as _chash_peer
+        if len(self.backends) < 2:
+            return none
+        points = np.array(self._ring_points, dtype=np.int64)
+        owner_index = np.array([b.index for b in self._ring_owners], dtype=np.int64)
+        first = np.searchsorted(points, keys.key_crc32, side="left")
+        out, pending = none.copy(), np.ones(n_keys, dtype=bool)
+        for k in range(_CHASH_PICKS):
+            b = owner_index[(first + k) % len(points)]
+            found = pending & healthy[b]
+            out[found] = b[found]
+            pending &= ~found
+            if not pending.any():
+                break
+        return out
+
+    def route_batch(self, keys: ClientKeys, kinds: np.ndarray, clients: np.ndarray) -> np.ndarray:
+        """Replay many connection events at once, in order, with nothing else happening in between
+        (membership and health fixed): ``kinds[e]`` is :data:`OPEN` or :data:`REOPEN` (route
+        ``clients[e]`` and count the connection open) or :data:`CLOSE` (its connection closes; it
+        must have been opened in this batch). Returns each event's backend index; the balancer
+        ends in the state the same :meth:`route`/:meth:`opened`/:meth:`closed` calls leave it in
+        (the sticky cookies of this batch are kept for :meth:`owners`, not for :meth:`route`: a
+        ``sticky_cookie`` balancer takes one batch, before any :meth:`route`)."""
+        kinds = np.asarray(kinds)
+        clients = np.asarray(clients, dtype=np.int64)
+        healthy = self._healthy
+        n = len(healthy)
+        routing = kinds != CLOSE
+        n_routes = int(routing.sum())
+        self.routed += n_routes
+        if not n:
+            raise ValueError("route_batch needs a healthy backend")
+        hidx = np.array([b.index for b in healthy], dtype=np.int64)
+        policy = self.policy
+        if policy == "sticky_cookie" and (self._cookies or self._cookie_array is not None):
+            raise ValueError("route_batch: a sticky_cookie balancer takes one batch, before any route()")
+        if policy in ("least_connections", "power_of_two") or (policy == "sticky_cookie" and self.fallback != "round_robin"):
+            out = self._route_in_turn(keys, kinds, clients, hidx)
+        else:
+            routed_clients = clients[routing]
+            if policy == "round_robin":
+                picks = hidx[(self._rr + np.arange(n_routes)) % n]
+                if n_routes:
+                    self._rr = int((self._rr + n_routes - 1) % n) + 1
+            elif policy == "random":
+                picks = hidx[(self._uniform.take(n_routes) * n).astype(np.int64)]
+            elif policy == "modulo_hash":
+                picks = hidx[keys.key_hash[routed_clients] % np.uint64(n)]
+            elif policy == "sticky_cookie":  # the first route of a client is the fallback's, then its cookie
+                _, first_at = np.unique(routed_clients, return_index=True)
+                first = np.zeros(n_routes, dtype=bool)
+                first[first_at] = True
+                pinned = np.full(len(keys), -1, dtype=np.int64)
+                pinned[routed_clients[first]] = self._round_robin_many(hidx, int(first.sum()))
+                picks = pinned[routed_clients]
+                self._cookie_array, self._cookie_keys = pinned, keys
+            else:  # ip_hash, consistent_hash: the hashed pick, round robin where NGINX falls back
+                picks = self.owners(keys)[routed_clients]
+                fallback = picks < 0
+                picks[fallback] = self._round_robin_many(hidx, int(fallback.sum()))
+            out = np.empty(len(kinds), dtype=np.int64)
+            out[routing] = picks
+            # a close goes to the backend of the client's latest route before it
+            order = np.argsort(clients, kind="stable")
+            last = np.where(routing[order], np.arange(len(kinds)), -1)
+            last = np.maximum.accumulate(last)  # per client: sorted runs start with that client's first event
+            closes = ~routing[order]
+            starts = np.r_[True, clients[order][1:] != clients[order][:-1]]
+            run_start = np.maximum.accumulate(np.where(starts, np.arange(len(kinds)), 0))
+            if (closes & (last < run_start)).any():
+                raise ValueError("route_batch: a close for a client not opened in this batch")
+            out[order[closes]] = out[order[last[closes]]]
+            delta = np.bincount(out, weights=np.where(routing, 1, -1), minlength=len(self.backends))
+            for b in healthy:
+                b.active += int(delta[b.index])
+        return out
+
+    def _round_robin_many(self, hidx: np.ndarray, k: int) -> np.ndarray:
+        """The next ``k`` round-robin picks (backend indices)."""
+        n = len(hidx)
+        picks = hidx[(self._rr % n + np.arange(k)) % n]
+        if k:
+            self._rr = int((self._rr % n + k - 1) % n) + 1
+        return picks
+
+    def _route_in_turn(self, keys: ClientKeys, kinds: np.ndarray, clients: np.ndarray, hidx: np.ndarray) -> np.ndarray:
+        """route_batch one event at a time: for the policies whose pick depends on the loads."""
+        healthy = self._healthy
+        n = len(healthy)
+        act = [b.active for b in healthy]
+        where = [-1] * len(keys)
+        objects: dict[int, ClientKey] = {}  # one ClientKey per client, so that its cookie finds it again
+        out: list[int] = []
+        append = out.append
+        policy = self.policy
+        if policy == "power_of_two":
+            draws = iter(self._uniform.take(2 * int((kinds != CLOSE).sum())).tolist())
+        for kind, c in zip(kinds.tolist(), clients.tolist()):
+            if kind == CLOSE:
+                i = where[c]
+                if i < 0:
+                    raise ValueError("route_batch: a close for a client not opened in this batch")
+                where[c] = -1
+                act[i] -= 1
+            else:
+                if policy == "least_connections":
+                    fewest = min(act)
+                    start = self._rr % n
+                    try:
+                        i = act.index(fewest, start)
+                    except ValueError:
+                        i = act.index(fewest)
+                    self._rr = i + 1
+                elif policy == "power_of_two":
+                    i = int(next(draws) * n)
+                    j = int(next(draws) * n)
+                    if act[j] < act[i]:
+                        i = j
+                else:  # sticky_cookie with another fallback, or cookies from before: the scalar path
+                    key = objects.get(c)
+                    if key is None:
+                        key = objects[c] = keys.key(c)
+                    for b, a in zip(healthy, act):  # the fallback may read the loads
+                        b.active = a
+                    b = self._pick(key)
+                    i = healthy.index(b)
+                act[i] += 1
+                where[c] = i
+            append(i)
+        for b, a in zip(healthy, act):
+            b.active = a
+        if policy == "sticky_cookie":  # the cookies set, for owners()
+            pinned = np.full(len(keys), -1, dtype=np.int64)
+            for c, key in objects.items():
+                pinned[c] = self._cookies[key].index
+            self._cookie_array, self._cookie_keys = pinned, keys
+            self._cookies.clear()  # keyed by objects nobody else holds
+        return hidx[np.array(out, dtype=np.int64)]
+
     def opened(self, backend: Backend) -> None:
         """A connection routed to ``backend`` is open."""
         backend.active += 1
@@ -412,19 +640,25 @@ class LoadBalancer:
 class SessionStore:
     """An external session store (e.g. Redis): every node can fetch any session, one round trip each."""
 
-    __slots__ = ("latency", "fetches", "_sample")
+    __slots__ = ("latency", "fetches", "_bound", "_sample")
 
     def __init__(self, ctx: Context, latency: Distribution, *, name: str = "session-store") -> None:
         if not isinstance(latency, Distribution):
             raise ParameterError("store_latency", f"must be a distribution, got {latency!r}")
         self.latency = latency
-        self._sample = latency.bind(ctx.rng(f"{name}.latency")).sample
+        self._bound = latency.bind(ctx.rng(f"{name}.latency"))
+        self._sample = self._bound.sample
         self.fetches = 0
 
     def fetch(self) -> float:
         """Fetch one session; returns the round trip, in seconds."""
         self.fetches += 1
         return float(self._sample())
+
+    def fetch_many(self, n: int) -> np.ndarray:
+        """``n`` fetches in a row: the round trips :meth:`fetch` would return, in order."""
+        self.fetches += n
+        return self._bound.samples(n)
 
 
 class Sessions:
@@ -465,6 +699,36 @@ class Sessions:
             outcome, delay = "lost", 0.0
         self.counts[outcome] += 1
         return outcome, delay
+
+    def resume_batch(self, clients: np.ndarray, nodes: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`resume` for many connections in order, nodes fixed meanwhile: client numbers
+        ``clients[e]`` connected to ``names[nodes[e]]``. Returns each one's outcome (an index into
+        :data:`OUTCOMES`) and fetch time."""
+        clients = np.asarray(clients, dtype=np.int64)
+        nodes = np.asarray(nodes, dtype=np.int64)
+        if self._where:  # earlier sessions: the per-connection rule, one at a time
+            pairs = [self.resume(c, names[i]) for c, i in zip(clients.tolist(), nodes.tolist())]
+            return (np.array([self.OUTCOMES.index(o) for o, _ in pairs], dtype=np.int64),
+                    np.array([d for _, d in pairs], dtype=float))
+        created, kept, fetched, lost = range(4)
+        order = np.argsort(clients, kind="stable")  # each client's connections together, in order
+        c, node = clients[order], nodes[order]
+        first = np.r_[True, c[1:] != c[:-1]] if len(c) else np.zeros(0, dtype=bool)
+        previous = np.r_[-1, node[:-1]] if len(c) else node
+        alive = np.array([name in self._alive for name in names], dtype=bool)
+        elsewhere = fetched if self.store is not None else lost
+        sorted_outcome = np.where(first, created, np.where((previous == node) & alive[node], kept, elsewhere))
+        outcome = np.empty_like(sorted_outcome)
+        outcome[order] = sorted_outcome
+        delays = np.zeros(len(clients))
+        is_fetch = outcome == fetched
+        if is_fetch.any():
+            delays[is_fetch] = self.store.fetch_many(int(is_fetch.sum()))  # type: ignore[union-attr]
+        for k, count in enumerate(np.bincount(outcome, minlength=4).tolist()):
+            self.counts[self.OUTCOMES[k]] += count
+        last = np.r_[c[1:] != c[:-1], True] if len(c) else first
+        self._where.update(zip(c[last].tolist(), [names[i] for i in node[last].tolist()]))
+        return outcome, delays
 
     def holder(self, client: object) -> str | None:
         """The node whose memory holds ``client``'s session (None if it has none)."""

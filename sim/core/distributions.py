@@ -78,7 +78,19 @@ class Distribution:
 
     def samples(self, n: int) -> np.ndarray:
         """``n`` values at once (from the same stream as :meth:`sample`)."""
-        return np.array([self.sample() for _ in range(n)], dtype=float)
+        if type(self).sample is not Distribution.sample:  # e.g. Constant: its own sample(), no stream
+            return np.array([self.sample() for _ in range(n)], dtype=float)
+        i, buffer = self._next, self._buffer
+        parts = [np.asarray(buffer[i:], dtype=float)]
+        have = len(parts[0])
+        if have < n and self._rng is None:
+            raise RuntimeError(f"{self!r} is not bound to a random stream: use .bind(ctx.rng(name))")
+        while have < n:  # the same blocks sample() would draw, so both leave the stream alike
+            buffer = self._buffer = self._draw(self._rng, _BLOCK).tolist()
+            parts.append(np.asarray(buffer, dtype=float))
+            have += len(buffer)
+        self._next = len(self._buffer) - (have - n)
+        return np.concatenate(parts)[:n]
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         raise NotImplementedError

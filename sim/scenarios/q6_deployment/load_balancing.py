@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from sim.components.load_balancer import (
-    KEYED, POLICIES, ClientKey, LoadBalancer, Sessions, SessionStore, max_load_theory,
+    CLOSE, KEYED, OPEN, POLICIES, REOPEN, ClientKeys, LoadBalancer, Sessions, SessionStore, max_load_theory,
 )
 from sim.core.params import WorkModel
 from sim.core import expand_names, Constant, Context, Distribution, ParameterError, Params, Result, Uniform, param
@@ -101,8 +101,7 @@ def calendar(p: LoadBalancingParams, ctx: Context) -> tuple[np.ndarray, np.ndarr
     n = p.clients
     opens = ctx.rng("arrivals").uniform(0.0, p.ramp, n)
     drops = p.ramp + ctx.rng("drops").uniform(0.0, p.reconnect_window, n)
-    offline = p.offline_time.bind(ctx.rng("offline"))
-    reconnects = drops + np.array([offline.sample() for _ in range(n)])
+    reconnects = drops + p.offline_time.bind(ctx.rng("offline")).samples(n)
     times = np.concatenate([opens, drops, reconnects])
     kinds = np.repeat(np.array([_OPEN, _DROP, _RECONNECT], dtype=np.int8), n)
     clients = np.tile(np.arange(n), 3)
@@ -110,87 +109,75 @@ def calendar(p: LoadBalancingParams, ctx: Context) -> tuple[np.ndarray, np.ndarr
     return times[order], kinds[order], clients[order]
 
 
-def _imbalance(lb: LoadBalancer) -> tuple[float, int, int]:
-    loads = [b.active for b in lb.healthy]
-    mean = sum(loads) / len(loads)
-    return (max(loads) / mean if mean > 0 else math.nan), max(loads), min(loads)
+def _imbalance(loads: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Max / mean, max and min of each row of per-node loads (NaN imbalance where the mean is 0)."""
+    high, low = loads.max(axis=1), loads.min(axis=1)
+    mean = loads.sum(axis=1) / loads.shape[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(mean > 0, high / mean, math.nan), high, low
 
 
-def _moved(before: list, after: list) -> float:
-    return sum(1 for a, b in zip(before, after) if a is None or a is not b) / len(before)
+def _moved(before: np.ndarray, after: np.ndarray) -> float:
+    return float(np.count_nonzero((before < 0) | (after != before)) / len(before))
 
 
-def population(p: LoadBalancingParams, seed: int, replication: int = 0) -> tuple[list[ClientKey], tuple[list, list, list]]:
-    """The clients and their calendar as plain lists: the same for every policy (common random numbers)."""
+def population(p: LoadBalancingParams, seed: int, replication: int = 0) -> tuple[ClientKeys, tuple[np.ndarray, ...]]:
+    """The clients (as arrays) and their calendar: the same for every policy (common random numbers)."""
     ctx = Context(seed, replication=replication)
-    keys = [ClientKey(f"client-{i}", int(ip)) for i, ip in enumerate(client_addresses(p, ctx))]
-    return keys, tuple(a.tolist() for a in calendar(p, ctx))  # type: ignore[return-value]
+    keys = ClientKeys("client-", client_addresses(p, ctx))
+    return keys, calendar(p, ctx)
 
 
 def simulate(p: LoadBalancingParams, seed: int, policy: str, people=None, *, store_on: bool | None = None,
              replication: int = 0) -> tuple[dict, pd.DataFrame]:
-    """One policy: summary row and per-second series (``people`` from :func:`population`, to share it)."""
+    """One policy: summary row and per-second series (``people`` from :func:`population`, to share it).
+
+    The calendar is replayed in one batch (:meth:`LoadBalancer.route_batch`): nothing in this
+    scenario changes the balancer's membership or health while connections come and go, and the
+    per-second series is read off the per-node counts at each whole second (the state after every
+    event before it)."""
     keys, (times, kinds, who) = people if people is not None else population(p, seed, replication)
     store_on = p.stores()[0] if store_on is None else store_on
     ctx = Context(seed, replication=replication)
-    env = ctx.env
     names = [f"node-{i}" for i in range(p.nodes)]
     lb = LoadBalancer(ctx, policy, names, virtual_nodes=p.virtual_nodes)
     store = SessionStore(ctx, p.store_latency) if store_on else None
     sessions = Sessions(store)
     for name in names:
         sessions.node_up(name)
-    where: list = [None] * p.clients  # each client's backend while connected
-    fetch_delays: list[float] = []
-    series: dict[str, list] = {"time_s": [], "imbalance": [], "max_connections": [], "connected": []}
-    snapshot: dict[str, float] = {}
+    lb_kinds = np.where(kinds == _DROP, CLOSE, np.where(kinds == _OPEN, OPEN, REOPEN))
+    node = lb.route_batch(keys, lb_kinds, who)
+    connecting = kinds != _DROP
+    outcome, delays = sessions.resume_batch(who[connecting], node[connecting], names)
+    fetch_delays = delays[outcome == Sessions.OUTCOMES.index("fetched")]
+
+    # per-node connections at each whole second: event at t counted from second floor(t) + 1 on
     horizon = float(times[-1]) if len(times) else 0.0
+    steps = int(math.floor(horizon)) + 1 if len(times) else 0
+    step = np.floor(times).astype(np.int64)  # row 0 is second 1
+    sign = np.where(connecting, 1, -1)
+    loads = np.bincount(step * p.nodes + node, weights=sign, minlength=steps * p.nodes)
+    loads = np.cumsum(loads.reshape(steps, p.nodes).astype(np.int64), axis=0)
+    imbalance, high, low = _imbalance(loads)
+    seconds = np.arange(1, steps + 1, dtype=float)
+    series = {"time_s": seconds, "imbalance": imbalance, "max_connections": high,
+              "connected": loads.sum(axis=1)}
+    snapshot: dict[str, float] = {}
+    at_ramp = max(1, math.ceil(p.ramp))  # the first second >= ramp: everyone connected, nobody dropped yet
+    if at_ramp <= steps:
+        k = at_ramp - 1
+        snapshot["imbalance"], snapshot["max"], snapshot["min"] = float(imbalance[k]), int(high[k]), int(low[k])
+    end_imbalance = float(_imbalance(np.array([[b.active for b in lb.healthy]]))[0][0])
 
-    def replay(env):
-        i, n_events, connected = 0, len(times), 0
-        t_list, k_list, c_list = times, kinds, who
-        second = 0
-        route, opened, closed, resume = lb.route, lb.opened, lb.closed, sessions.resume
-        while i < n_events:
-            second += 1
-            yield env.timeout(second - env.now)  # one simpy step per second, events inside in time order
-            while i < n_events and t_list[i] < second:
-                kind, c = k_list[i], c_list[i]
-                if kind == _DROP:
-                    closed(where[c])
-                    where[c] = None
-                    connected -= 1
-                else:
-                    key = keys[c]
-                    backend = route(key)
-                    opened(backend)
-                    where[c] = backend
-                    connected += 1
-                    outcome, delay = resume(key, backend.name)
-                    if outcome == "fetched":
-                        fetch_delays.append(delay)
-                i += 1
-            if "imbalance" not in snapshot and second >= p.ramp:  # everyone connected, nobody dropped yet
-                snapshot["imbalance"], snapshot["max"], snapshot["min"] = _imbalance(lb)
-            imb, high, _ = _imbalance(lb)
-            series["time_s"].append(float(second))
-            series["imbalance"].append(imb)
-            series["max_connections"].append(high)
-            series["connected"].append(connected)
-
-    env.process(replay(env))
-    env.run()
-
-    end_imbalance, _, _ = _imbalance(lb)
     moved_add = moved_down = math.nan
     if policy in KEYED:
-        before = [lb.owner(k) for k in keys]
+        before = lb.owners(keys)
         lb.add(f"node-{p.nodes}")
-        moved_add = _moved(before, [lb.owner(k) for k in keys])
+        moved_add = _moved(before, lb.owners(keys))
         lb.remove(f"node-{p.nodes}")
         if p.nodes > 1:
             lb.mark_down(names[0])
-            moved_down = _moved(before, [lb.owner(k) for k in keys])
+            moved_down = _moved(before, lb.owners(keys))
     reconnects = p.clients
     counts = sessions.counts
     row = {
@@ -207,7 +194,7 @@ def simulate(p: LoadBalancingParams, seed: int, policy: str, people=None, *, sto
         "sessions_fetched": counts["fetched"],
         "sessions_lost": counts["lost"],
         "sessions_lost_fraction": counts["lost"] / reconnects,
-        "fetch_p99_s": float(np.quantile(fetch_delays, 0.99)) if fetch_delays else math.nan,
+        "fetch_p99_s": float(np.quantile(fetch_delays, 0.99)) if len(fetch_delays) else math.nan,
         "keys_moved_fraction": moved_add,
         "keys_moved_on_node_down_fraction": moved_down,
         "ideal_moved_fraction": 1 / (p.nodes + 1),
