@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=20)
     args = parser.parse_args(argv)
     py = sys.executable
-    base_wall, base_cpu, base_mib = child([py, "-c", "import sim, sim.scenarios, pandas, numpy"])
+    base_wall, base_cpu, base_mib = child([py, "-c", "import sim.scenarios.q6_deployment.load_balancing"])
     print(f"interpreter + imports alone: {base_wall:.2f} s wall, {base_cpu:.2f} CPU s, {base_mib:.0f} MiB")
     ok = True
     for clients in args.clients:

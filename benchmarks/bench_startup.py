@@ -3,7 +3,8 @@
 Each command runs ``--repeat`` times in a fresh interpreter; the best wall time is kept (shared,
 noisy machines). ``--tree DIR`` times another checkout of the project (e.g. an older commit made
 with ``git worktree add /tmp/old COMMIT``) through ``PYTHONPATH``, for a before/after table.
-Target: list, describe and --help well under 0.5 s (the catalog cache warm, as after the first call).
+Target: list, describe and --help well under 0.5 s (the catalog cache warm, as after the first call);
+``run X`` imports X's module only, not every scenario (the last line counts them).
 
     python benchmarks/bench_startup.py [--repeat 5] [--tree DIR]
 """
@@ -17,7 +18,11 @@ import sys
 import time
 
 COMMANDS = (["list"], ["describe", "queue"], ["--help"],
-            ["run", "queue", "--set", "customers=500", "replications=2"])
+            ["run", "queue", "--set", "customers=500", "replications=2"],
+            ["run", "load-balancing", "--set", "clients=1000", "replications=1"])
+MODULES = ("import sys, sim; sim.get('queue'); print(sum(1 for m in list(sys.modules) "
+           "if m.startswith('sim.scenarios.') and not hasattr(sys.modules[m], '__path__')))")
+"""How many scenario modules looking ``queue`` up imports (as ``run queue`` does; 1 is the goal: its own)."""
 TARGET = 0.5
 
 
@@ -51,6 +56,9 @@ def main() -> int:
         seconds = best(argv, args.repeat, env, cwd)
         mark = "" if argv[0] == "run" else ("  ok" if seconds < TARGET else f"  ABOVE {TARGET} s")
         print(f"python -m sim {' '.join(argv):<48} {seconds:6.3f} s{mark}")
+    imported = subprocess.run([sys.executable, "-c", MODULES], env=env, cwd=cwd, capture_output=True,
+                              text=True).stdout.strip()
+    print(f"scenario modules imported by `run queue`: {imported or '?'} (goal: 1)")
     return 0
 
 

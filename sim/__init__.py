@@ -20,9 +20,18 @@ load on first use (PEP 562).
 
 __version__ = "0.1.0"
 
-from sim.core.registry import add_source, get, list_scenarios, run  # noqa: E402
+from sim.core.registry import add_source, get, list_scenarios, run, set_locator  # noqa: E402
 
 add_source("sim.scenarios")  # the core never imports the scenarios itself: it is told where they are
+
+
+def _locate(name: str) -> str | None:
+    from sim import catalog  # its cache says which module registers ``name``: import that one alone
+
+    return catalog.module_of(name)
+
+
+set_locator(_locate)
 
 # public name -> module that defines it (imported on first access); None: a submodule
 _LAZY = {"theory": None, "sweep": "sim.sweeps", "sweep_summary": "sim.sweeps"}

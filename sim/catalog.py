@@ -19,7 +19,7 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATA_DIR = PACKAGE_DIR.parent / "data"
 CACHE_FILE = PACKAGE_DIR / "__pycache__" / "catalog.json"
-FORMAT = 1  # bump when the cached structure changes
+FORMAT = 2  # bump when the cached structure changes
 
 
 def fingerprint() -> str:
@@ -52,13 +52,13 @@ def _compute() -> dict:
 
     scenarios = []
     for sc in list_scenarios():
-        scenarios.append({"name": sc.name, "description": sc.description,
+        scenarios.append({"name": sc.name, "description": sc.description, "module": sc.function.__module__,
                           "params": [vars(p) for p in sc.params_type.describe()]})
     return {"distribution_grammar": SPEC_HELP, "scenarios": scenarios}
 
 
 def load() -> dict:
-    """``{"distribution_grammar": str, "scenarios": [{"name", "description", "params": [...]}]}``."""
+    """``{"distribution_grammar": str, "scenarios": [{"name", "description", "module", "params": [...]}]}``."""
     key = fingerprint()
     try:
         cached = json.loads(CACHE_FILE.read_text(encoding="utf-8"))
@@ -79,6 +79,15 @@ def load() -> dict:
 
 def names() -> list[str]:
     return [s["name"] for s in load()["scenarios"]]
+
+
+def module_of(name: str) -> str | None:
+    """The module that registers scenario ``name`` (None if the catalog does not know it): the
+    registry's locator, so that ``run NAME`` imports that module, not every scenario."""
+    for entry in load()["scenarios"]:
+        if entry["name"] == name:
+            return entry.get("module")
+    return None
 
 
 def find(name: str) -> dict:

@@ -152,6 +152,18 @@ def test_start_up_does_not_import_the_heavy_libraries():
     assert proc.stdout.strip() == "[]", proc.stderr
 
 
+def test_running_one_scenario_imports_its_module_alone_and_list_still_finds_them_all():
+    code = ("import sys, sim; sim.get('queue'); leaf = lambda: sorted(m for m in sys.modules if "
+            "m.startswith('sim.scenarios.') and not hasattr(sys.modules[m], '__path__')); print(leaf()); "
+            "print(len(sim.list_scenarios()), len(leaf()))")
+    run_cli("list")  # the catalog cached: it says which module registers each name
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    first, counts = proc.stdout.splitlines()
+    assert first == "['sim.scenarios.queue']", proc.stderr
+    registered, modules = map(int, counts.split())
+    assert registered >= 17 and modules >= 17
+
+
 def test_a_new_subcommand_takes_a_few_lines(capsys):
     from sim import cli
 

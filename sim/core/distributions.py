@@ -12,7 +12,6 @@ import math
 from typing import Sequence
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
 from sim.core.errors import ParameterError
 
@@ -217,6 +216,8 @@ class TruncatedNormal(Distribution):
             return np.full(n, self.mu)
         # X = mu - sigma * Y with Y standard normal conditioned on Y <= mu/sigma; drawing Y from the
         # lower tail keeps full precision even when P(X >= 0) is tiny.
+        from scipy.special import ndtr, ndtri  # here: scipy costs a quarter second at start-up
+
         upper = ndtr(self.mu / self.sigma)
         u = 1.0 - rng.random(n)  # in (0, 1]: never ndtri(0) = -inf
         return np.maximum(self.mu - self.sigma * ndtri(u * upper), 0.0)

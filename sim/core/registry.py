@@ -3,7 +3,10 @@
 The core knows no scenario: the modules that hold scenarios are named to it with
 :func:`add_source` (``sim/__init__`` names ``sim.scenarios``; another package can name its
 own), and are imported, which registers their scenarios through :func:`scenario`, the first
-time a scenario is looked up.
+time a scenario is looked up. A source that is a package is imported with every module under
+it (names starting with ``_`` excepted). A locator (:func:`set_locator`, e.g. the CLI's cached
+catalog) may say which module defines a name, so that looking one scenario up imports that
+module alone rather than every scenario (seconds of numpy, pandas, scipy, pycrdt, lark ...).
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ def scenario(name: str, params: type[P], description: str):
 
 _SOURCES: list[str] = []
 _loaded: set[str] = set()
+_locator: Callable[[str], str | None] | None = None
 
 
 def add_source(module: str) -> None:
@@ -88,16 +92,36 @@ def add_source(module: str) -> None:
         _SOURCES.append(module)
 
 
+def set_locator(locate: Callable[[str], str | None] | None) -> None:
+    """``locate(name)`` -> the module that registers scenario ``name`` (None: unknown, load everything)."""
+    global _locator
+    _locator = locate
+
+
 def _load() -> None:
-    for module in _SOURCES:
-        if module not in _loaded:
-            importlib.import_module(module)
-            _loaded.add(module)
+    import pkgutil
+
+    for source in _SOURCES:
+        if source not in _loaded:
+            module = importlib.import_module(source)
+            if hasattr(module, "__path__"):  # a package: every module under it, in name order
+                found = pkgutil.walk_packages(module.__path__, f"{source}.")
+                for name in sorted(m.name for m in found if not m.name.rpartition(".")[2].startswith("_")):
+                    importlib.import_module(name)
+            _loaded.add(source)
 
 
 def get(name: str) -> Scenario:
     """The scenario called ``name``; :class:`UnknownScenarioError` lists the known ones."""
-    _load()
+    if name not in _REGISTRY and _locator is not None:
+        try:
+            module = _locator(name)
+            if module is not None:
+                importlib.import_module(module)
+        except Exception:  # a stale or broken locator is only a shortcut: fall back to loading everything
+            pass
+    if name not in _REGISTRY:
+        _load()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -1,11 +1,6 @@
 """Scenarios: one module per course question, plus ``queue`` to validate the simulator.
 
-Importing this package registers every scenario (see :mod:`sim.core.registry`): each module
-in this folder is imported, so a new scenario module needs no edit here.
+The registry imports every module under this package when it needs them all (see
+:mod:`sim.core.registry`), so a new scenario module needs no edit here; importing the package
+itself imports none of them (``run X`` imports X's module alone).
 """
-
-import importlib
-import pkgutil
-
-for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
-    importlib.import_module(f"{__name__}.{_module}")

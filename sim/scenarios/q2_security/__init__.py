@@ -3,11 +3,6 @@ identity that changes during a session.
 
 « Sécurité temps réel » : DDoS via connexions persistantes, fuite de données temps réel,
 injection ou usurpation d'événements (2A) ; importance de la gestion des identités (2B).
-Each scenario lives in its own module here; importing the package registers them all.
+Each scenario lives in its own module here; the registry imports them (all of them, or the one
+a lookup needs: see :mod:`sim.core.registry`).
 """
-
-import importlib
-import pkgutil
-
-for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
-    importlib.import_module(f"{__name__}.{_module}")
