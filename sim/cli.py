@@ -1,4 +1,4 @@
-"""The command line: ``python -m sim list | describe | run | sweep | course``.
+"""The command line: ``python -m sim list | describe | run | sweep | course | grade``.
 
 Every mistake in what the user typed (unknown scenario or parameter, wrong type, value out
 of range, an output directory that cannot be written) ends with exit status 2 and one line on
@@ -46,6 +46,7 @@ EPILOG = """examples:
       --seeds 0:100 --workers 2 --out results/queue-sweep
   python -m sim course
   python -m sim calibrate reconnect-storm --clients 200
+  python -m sim grade submissions/ --csv grades.csv        # students' notebooks: PASS / not yet
 
 Times are in seconds and rates per second everywhere. The same seed always gives the
 same numbers."""
@@ -249,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 # --- commands in their own modules ---------------------------------------------------------------
 external("calibrate", "sim.calibration.command")
 external("live", "sim.monitoring.live")
+external("grade", "sim.grade")
 
 
 # --- shared helpers --------------------------------------------------------------------------

@@ -70,6 +70,18 @@ def exercise_2_theory(arrival_rate: float = 5.0, service_rate: float = 2.0, targ
     raise ValueError(f"no number of servers up to {max_servers} gives Wq < {target_s} s")
 
 
+# --- What the notebook's answer cells hold, by exercise (python -m sim grade's tests use it) ----------
+def answers(exercise: str, seed: int = 1, customers: int = 20_000) -> dict:
+    """The names the notebook's answer cells define for ``exercise`` (``"00.1"``), solved
+    (``customers`` per replication of the simulations: fewer is faster and noisier)."""
+    if exercise == "00.1":
+        return {"my_erlang_b": erlang_b_formula,
+                "my_simulated_blocking": exercise_1(seed=seed, customers=customers).simulated}
+    if exercise == "00.2":
+        return {"my_servers": exercise_2(seed=seed, customers=customers)}
+    raise KeyError(exercise)
+
+
 if __name__ == "__main__":
     print("exercise 1:", exercise_1())
     print("exercise 2:", exercise_2(), "servers (theory:", exercise_2_theory(), ")")

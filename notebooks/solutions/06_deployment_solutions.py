@@ -111,6 +111,14 @@ def simulated_scale_up(start: int = 2, syncs: int = 4, max_replicas: int = 20) -
     return out
 
 
+# --- What the notebook's answer cells hold, by exercise (python -m sim grade's tests use it) ----------
+def answers(exercise: str, seed: int = 1) -> dict:
+    """The names the notebook's answer cells define for ``exercise`` (``"06.1"``), solved."""
+    return {"06.1": {"my_moved_share": moved_share},
+            "06.2": {"my_ex2_by_hand": exercise_2_by_hand(), "my_hpa_recommendation": hpa_recommendation},
+            "06.3": {"my_scale_up": scale_up_sequence()}}[exercise]
+
+
 if __name__ == "__main__":
     for n in (2, 4, 8, 16, 32):
         print(f"exercise 1: N = {n}: consistent {moved_share(n, True):.3f} (this ring {ring_share_of_new_node(n):.3f}),"
