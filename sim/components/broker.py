@@ -44,6 +44,7 @@ import simpy
 from sim.core.context import Context
 from sim.core.errors import ParameterError
 from sim.core.network import Message, Network
+from sim.core.timer import Timer
 
 if TYPE_CHECKING:
     from sim.components.server import Server
@@ -99,12 +100,14 @@ def _check_seconds(name: str, value: Any, *, positive: bool) -> float:
 class _Subscription:
     """A node's subscription and its output buffer, drained FIFO at ``read_rate`` bytes per second."""
 
-    __slots__ = ("addr", "read_rate", "epoch", "drained_at", "queued", "soft_since")
+    __slots__ = ("addr", "read_rate", "drains", "drained_at", "queued", "soft_since")
 
-    def __init__(self, addr: str, read_rate: float, epoch: int) -> None:
+    def __init__(self, addr: str, read_rate: float) -> None:
         self.addr = addr
         self.read_rate = read_rate
-        self.epoch = epoch
+        self.drains: deque[Timer] = deque()
+        """When each buffered message will have been written out, oldest first (cancelled if the
+        subscription goes)."""
         self.drained_at = 0.0
         """When the buffer will be empty if nothing is added (its content is ``(drained_at - now) * rate``)."""
         self.queued = 0
@@ -130,7 +133,6 @@ class PubSubBroker:
         """0 disables the soft limit."""
         self.soft_seconds = soft_seconds
         self._subs: dict[str, _Subscription] = {}  # insertion order: fan-out order is deterministic
-        self._epoch = 0
         self.published = 0
         """Messages accepted (fanned out to the subscriptions that existed then)."""
         self.fanned_out = 0
@@ -163,8 +165,7 @@ class PubSubBroker:
         if not read_rate > 0:
             raise ParameterError("read_rate", f"must be > 0 bytes per second, got {read_rate!r}")
         self.drop(addr)
-        self._epoch += 1
-        self._subs[addr] = _Subscription(addr, float(read_rate), self._epoch)
+        self._subs[addr] = _Subscription(addr, float(read_rate))
 
     def drop(self, addr: str) -> None:
         """Forget ``addr``'s subscription (its connection closed); what its buffer held is lost."""
@@ -172,7 +173,9 @@ class PubSubBroker:
         if sub is not None:
             self.lost_in_buffer += sub.queued
             sub.queued = 0
-            sub.epoch = -1  # drains still scheduled find a stale epoch and send nothing
+            for drain in sub.drains:  # nothing more is written to the closed connection
+                drain.cancel()
+            sub.drains.clear()
 
     def publish(self, pub: Publication) -> None:
         """Fan ``pub`` out to every current subscription; nothing is kept for later ones."""
@@ -187,8 +190,7 @@ class PubSubBroker:
             self.fanned_out += 1
             if self._over_limit(sub, now):
                 continue
-            done = self.env.timeout(sub.drained_at - now, (sub, sub.epoch, pub))
-            done.callbacks.append(self._drained)
+            sub.drains.append(Timer(self.env, sub.drained_at - now, lambda sub=sub, pub=pub: self._drained(sub, pub)))
 
     def _over_limit(self, sub: _Subscription, now: float) -> bool:
         # Checked when data is added to the buffer, Redis' reply path (checkClientOutputBufferLimits).
@@ -214,10 +216,8 @@ class PubSubBroker:
         self.drop(sub.addr)
         self.network.send(self.name, sub.addr, ("closed", limit))  # the node learns its connection was closed
 
-    def _drained(self, event: simpy.Event) -> None:
-        sub, epoch, pub = event.value
-        if sub.epoch != epoch:
-            return
+    def _drained(self, sub: _Subscription, pub: Publication) -> None:
+        sub.drains.popleft()
         sub.queued -= 1
         self.network.send(self.name, sub.addr, (MESSAGE, pub), pub.size_bytes)
 

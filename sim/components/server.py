@@ -28,6 +28,7 @@ from sim.core.context import Context
 from sim.core.distributions import Distribution
 from sim.core.errors import ParameterError
 from sim.core.network import Message, Network
+from sim.core.timer import Timer
 from sim.components import frames
 
 
@@ -44,7 +45,7 @@ client)."""
 class Job:
     """One request through a server; times are simulated seconds (``nan`` until they happen)."""
 
-    __slots__ = ("arrived_at", "started_at", "finished_at", "outcome", "payload", "on_done", "_epoch")
+    __slots__ = ("arrived_at", "started_at", "finished_at", "outcome", "payload", "on_done", "_service_end")
 
     def __init__(self, payload: Any = None, on_done: Callable[["Job"], None] | None = None) -> None:
         self.payload = payload
@@ -53,7 +54,8 @@ class Job:
         self.arrived_at = self.started_at = self.finished_at = float("nan")
         self.outcome = ""
         """``completed``, ``blocked`` (system full), ``refused`` (server down) or ``lost`` (crash)."""
-        self._epoch = 0
+        self._service_end: Timer | None = None
+        """The end of its service while a worker serves it (cancelled if the server goes down)."""
 
     @property
     def wait(self) -> float:
@@ -127,7 +129,6 @@ class Server:
         see :data:`HOLD` and ``sim.components.security.gateway``. None: every handshake goes
         straight to the server's own limits."""
         self.up = True
-        self._epoch = 0
         # requests
         self._service = spec.service_time.bind(ctx.rng(f"server.{name}.service")) if spec.service_time else None
         self._queue: deque[Job] = deque()
@@ -187,7 +188,6 @@ class Server:
             self._notify(job)
             return False
         self._m_in_system.set(in_system + 1)
-        job._epoch = self._epoch
         if self._busy < self.spec.workers:
             self._start(job)
         else:
@@ -202,13 +202,10 @@ class Server:
         job.started_at = self.env.now
         if job.arrived_at >= self.stats_since:
             self._m_wait.observe(job.started_at - job.arrived_at)
-        done = self.env.timeout(self._service.sample(), job)
-        done.callbacks.append(self._finish)
+        job._service_end = Timer(self.env, self._service.sample(), lambda: self._finish(job))
 
-    def _finish(self, event: simpy.Event) -> None:
-        job: Job = event.value
-        if job._epoch != self._epoch:  # served by the server that crashed since
-            return
+    def _finish(self, job: Job) -> None:
+        job._service_end = None
         job.finished_at = self.env.now
         job.outcome = "completed"
         self._busy -= 1
@@ -405,8 +402,10 @@ class Server:
         if not self.up:
             return
         self.up = False
-        self._epoch += 1  # services in progress finish into the void
         lost = [*self._serving, *self._queue]
+        for job in self._serving:  # services in progress never finish
+            job._service_end.cancel()
+            job._service_end = None
         self._serving.clear()
         self._queue.clear()
         self._busy = 0
