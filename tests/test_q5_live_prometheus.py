@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from sim.calibration.local import free_port, stop
 from sim.monitoring.promql import histogram_quantile, rate
 
 PROMETHEUS = shutil.which("prometheus")
@@ -28,12 +28,6 @@ pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not insta
 
 LIVE = ["--set", "clients=300", "--set", "servers=3", "--set", "message_rate=40", "--set", "crash_at=9",
         "--set", "downtime=6", "--set", "horizon=24", "--set", "health_check_delay=1", "--speed", "2"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, timeout: float = 5.0) -> bytes:
@@ -54,27 +48,17 @@ def _wait(what: str, check, limit_s: float, every: float = 0.25):
     raise AssertionError(f"timed out after {limit_s:g} s waiting for {what}")
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 @pytest.fixture
 def stack(tmp_path, request):
     final = tmp_path / "final.json"
     live = subprocess.Popen([sys.executable, "-m", "sim", "live", "monitoring-incident", *LIVE, "--port", "0",
                              "--linger", "25", "--out", str(final)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    request.addfinalizer(lambda: _stop(live))
+    request.addfinalizer(lambda: stop(live))
     line = _wait("the live exporter", lambda: live.stdout.readline(), 30)
     assert line.startswith("serving http://127.0.0.1:"), line
     live_port = int(line.split("127.0.0.1:")[1].split("/")[0])
-    prom_port = _free_port()
+    prom_port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
@@ -83,7 +67,7 @@ def stack(tmp_path, request):
     prom = subprocess.Popen([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
                              f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    request.addfinalizer(lambda: _stop(prom))
+    request.addfinalizer(lambda: stop(prom))
     base = f"http://127.0.0.1:{prom_port}"
     _wait("Prometheus to be ready", lambda: _get(f"{base}/-/ready").startswith(b"Prometheus"), 30)
     return base, live, final

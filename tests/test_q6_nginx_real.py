@@ -20,6 +20,7 @@ import time
 import numpy as np
 import pytest
 
+from sim.calibration.local import free_ports, stop
 from sim.components.load_balancer import ClientKey, LoadBalancer, ip_text
 from sim.core import Context
 
@@ -29,23 +30,10 @@ BACKENDS = 8
 DOWN = (2, 5)  # indexes of the servers marked down
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 @pytest.fixture(scope="module")
 def nginx(tmp_path_factory):
     root = tmp_path_factory.mktemp("nginx")
-    *ports, front = _free_ports(BACKENDS + 1)
+    *ports, front = free_ports(BACKENDS + 1)
     servers = [f"127.0.0.1:{p}" for p in ports]
 
     def upstream(name: str, method: str) -> str:
@@ -89,12 +77,7 @@ http {{
                 time.sleep(0.05)
         yield servers, front
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop(proc, grace_s=5)
 
 
 def _model(policy: str, servers: list[str]) -> LoadBalancer:

@@ -3,7 +3,6 @@ Ctrl-C or kill -9, failures recorded, tidy tables, and one-line refusals of bad 
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import pandas as pd
 import pytest
 
 import sim
+from sim.calibration.local import free_port
 from sim.cli import main
 from sim.core.errors import ParameterError
 from sim.sweeps import parse_seeds, split_values
@@ -158,12 +158,6 @@ def test_an_interrupted_sweep_resumes_and_loses_nothing(tmp_path, capsys, how):
 
 
 # --- bad input ---------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("extra, names", [
     (["--grid", "nope=1,2"], "nope"),
     (["--grid", "servers="], "no values"),
@@ -203,7 +197,7 @@ def test_a_bad_sweep_is_one_line_from_a_fresh_interpreter_too(tmp_path):
 def test_an_unreachable_scheduler_is_one_line_within_seconds(tmp_path):
     pytest.importorskip("dask.distributed")
     started = time.monotonic()
-    proc = run_cli("sweep", "queue", "--set", *SMALL, "--scheduler", f"tcp://127.0.0.1:{_free_port()}",
+    proc = run_cli("sweep", "queue", "--set", *SMALL, "--scheduler", f"tcp://127.0.0.1:{free_port()}",
                    "--out", str(tmp_path / "s"), timeout=60)
     assert proc.returncode == 2 and time.monotonic() - started < 30
     lines = proc.stderr.strip().splitlines()

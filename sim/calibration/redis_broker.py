@@ -28,7 +28,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -36,9 +35,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sim.calibration.local import HOST, free_port, stop
 from sim.core.errors import ParameterError
-
-HOST = "127.0.0.1"
 
 
 class RedisUnavailable(RuntimeError):
@@ -75,12 +73,6 @@ def _watchdog(proc: subprocess.Popen, time_limit: float) -> None:
     timer.start()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def redis_server(pubsub_limit: tuple[int, int, int], time_limit: float = 300.0):
     """A private ``redis-server`` on 127.0.0.1; yields ``(port, log_path)``; always stopped.
@@ -96,7 +88,7 @@ def redis_server(pubsub_limit: tuple[int, int, int], time_limit: float = 300.0):
     proc = None
     try:
         for _ in range(5):  # a free port can be taken between the probe and the bind: try another
-            port = _free_port()
+            port = free_port()
             log = workdir / "redis.log"
             conf = workdir / "redis.conf"
             conf.write_text("\n".join([
@@ -123,9 +115,8 @@ def redis_server(pubsub_limit: tuple[int, int, int], time_limit: float = 300.0):
                 return
         raise RuntimeError("redis-server did not start (see its log)")
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        if proc is not None:
+            stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
