@@ -298,3 +298,140 @@ def test_cli(capsys) -> None:
 
 def test_close_codes_are_documented() -> None:
     assert set(CLOSE_CODES) == {1000, 1001, 1006, 1011, 1012, 1013}
+
+
+# ============================================= one cost model, one keep-alive (issue 16) =====
+from sim.components.http import HttpConnections, MeteredNetwork, WireCost, preset_value  # noqa: E402
+from sim.core.stats import mean_ci  # noqa: E402
+from sim.scenarios.q3_push_vs_webhook import _Run  # noqa: E402
+
+QUIET = dict(outage_every=None, latency=Constant(0.05), events=30)
+
+
+def test_every_message_pays_tcp_ip_headers_per_segment() -> None:
+    ctx = Context(0)
+    net = MeteredNetwork(ctx, LinkSpec(latency=Constant(0.01)), cost=WireCost(packet_overhead_bytes=52, mss_bytes=1448))
+    for size in (0, 6, 1448, 1449, 3000):
+        net.send("a", "b", None, size)
+    assert net.bytes_sent == 0 + 6 + 1448 + 1449 + 3000
+    assert net.packet_bytes == 52 * (1 + 1 + 1 + 2 + 3)       # at least one segment, ceil(size / MSS) each
+    assert net.wire_bytes == net.bytes_sent + net.packet_bytes
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_every_transport_pays_the_same_per_segment_overhead(transport: str) -> None:
+    """WebSocket frames and pings pay TCP/IP headers as HTTP requests do (it was 6 B per ping, no headers)."""
+    p = PushVsWebhookParams(**QUIET)
+    bare = _Run(p.replace(packet_overhead_bytes=0), transport, 1 / 600, seed=2)
+    bare.execute()
+    full = _Run(p, transport, 1 / 600, seed=2)
+    full.execute()
+    assert bare.net.packet_bytes == 0 and full.net.packet_bytes >= 52 * full.net.sent
+    if transport == "websocket":  # pings counted (not simulated) pay the same: ping + pong, 2 x (6 + 52) B each
+        assert full.idle.wire_bytes == pytest.approx(bare.idle.wire_bytes * (6 + 52) / 6)
+        assert full.idle.wire_bytes > 0
+
+
+def test_the_keep_alive_default_is_nginx_keepalive_timeout_from_the_preset() -> None:
+    assert PushVsWebhookParams().http_keep_alive == preset_value("keep_alive_s") == 75.0
+    from sim.components.http import presets
+    assert "keepalive_timeout" in presets()["keep_alive_s"]["source"]
+    assert WireCost.preset() == PushVsWebhookParams().wire_cost()
+    with pytest.raises(ParameterError) as err:
+        PushVsWebhookParams(http_keep_alive=0.0)
+    assert err.value.parameter == "http_keep_alive"
+
+
+def _per_request(transport: str, keep_alive, **kw) -> tuple[dict, _Run]:
+    p = PushVsWebhookParams(**{**QUIET, "http_keep_alive": keep_alive, "idle": "simulated", **kw})
+    run = _Run(p, transport, kw.pop("rate", 1 / 120), seed=1)
+    return run.execute(), run
+
+
+@pytest.mark.parametrize("transport", ["webhook", "short-polling", "long-polling"])
+def test_one_keep_alive_parameter_for_every_http_transport(transport: str) -> None:
+    """Without keep-alive every request opens (and pays for) its own TCP + TLS connection; with a
+    keep-alive longer than the pause between requests one connection carries them all."""
+    cold, cold_run = _per_request(transport, None)
+    warm, warm_run = _per_request(transport, 20000.0)
+    pool = {"webhook": lambda r: r.sender.pool, "short-polling": lambda r: r.poll_pool,
+            "long-polling": lambda r: r.lp_clients[-1].connections}[transport]
+    requests = cold["requests_per_event"] * cold["delivered"]
+    assert pool(cold_run).opened == pytest.approx(requests, abs=1)   # one connection per request
+    # kept alive: a second connection only for requests at the same time (two webhooks in 0.3 s)
+    assert 1 <= pool(warm_run).opened <= max(1, pool(cold_run).opened // 5)
+    cost = WireCost.preset()
+    extra_requests = requests - warm["requests_per_event"] * warm["delivered"]  # empty polls: a slower cycle has fewer
+    assert cold["bytes_per_event"] - warm["bytes_per_event"] == pytest.approx(
+        ((pool(cold_run).opened - pool(warm_run).opened) * cost.setup_wire_bytes()
+         + extra_requests * cost.exchange_wire_bytes()) / cold["delivered"],
+        abs=cost.setup_wire_bytes() / cold["delivered"])  # a set-up may be under way when the window closes
+    if transport == "long-polling":  # each re-poll waits for its set-up: 2 more round trips for some events
+        assert cold["latency_max_s"] > warm["latency_max_s"] + 0.15
+
+
+def test_short_polls_on_a_kept_alive_connection_hold_it_all_the_time() -> None:
+    """60 s polls on a 75 s keep-alive (the defaults) never let the connection go idle long enough to close."""
+    row, run = _per_request("short-polling", 75.0)
+    assert run.poll_pool.opened == 1
+    window = row["horizon_s"] - 5.0
+    assert row["connection_seconds"] == pytest.approx(window, rel=0.01)
+    cold, _ = _per_request("short-polling", None)    # a new connection per poll: 3 round trips each
+    assert cold["connection_seconds"] / (cold["requests_per_event"] * cold["delivered"]) == pytest.approx(0.3, rel=0.01)
+
+
+# ============================================= dead WebSocket detection (issue 16) =====
+@pytest.mark.parametrize("idle", ["counted", "simulated"])
+def test_the_server_notices_a_dead_websocket_only_after_its_idle_timeout(idle: str) -> None:
+    """Frames sent between the consumer's death and the server's idle timeout go into a dead
+    connection: lost, though sent (and paid for). A server that noticed at once would send none."""
+    one_outage = dict(event_rates=(1.0,), events=400, latency=Constant(0.05), outage_every=Constant(100.0),
+                      outage_duration=Constant(1000.0), idle=idle)
+    p = PushVsWebhookParams(**one_outage)
+    run = _Run(p, "websocket", 1.0, seed=4)
+    row = run.execute()
+    start = run.outages[0][0]
+    into_dead = row["lost"] - row["not_sent"]
+    created = run.created
+    earliest = np.count_nonzero((created >= start) & (created < start + p.idle_timeout - p.heartbeat_interval))
+    latest = np.count_nonzero((created >= start) & (created < start + p.idle_timeout + 0.2))
+    assert 0 < earliest <= into_dead <= latest
+    assert row["closed_1006"] >= 1
+    # detection sooner (idle timeout = ping period): fewer frames into the dead connection, fewer bytes
+    quick = _Run(p.replace(idle_timeout=p.heartbeat_interval), "websocket", 1.0, seed=4).execute()
+    assert quick["lost"] - quick["not_sent"] < into_dead
+    assert quick["bytes_per_event"] * quick["delivered"] < row["bytes_per_event"] * row["delivered"]
+
+
+# ============================================= shortcuts vs full simulation (issue 16) =====
+AGREE = dict(events=40, event_rates=(1 / 3600, 0.01), outage_every=Constant(4000.0), outage_duration=Constant(600.0))
+COST_COLUMNS = ("delivered", "lost", "requests_per_event", "bytes_per_event", "connection_seconds", "after_outage",
+                "latency_p50_s")
+
+
+@pytest.mark.parametrize("transport", ["websocket", "short-polling", "long-polling"])
+def test_counted_idle_time_agrees_with_simulating_it_exactly_at_constant_latency(transport: str) -> None:
+    rows = {mode: simulate(PushVsWebhookParams(**AGREE, latency=Constant(0.05), idle=mode), transport, rate, seed=3)
+            for mode in ("counted", "simulated") for rate in [1 / 3600]}
+    counted, simulated = rows["counted"], rows["simulated"]
+    for col in COST_COLUMNS:
+        # connection-seconds: the counted ones use the mean round trip, the simulated ones each message's
+        assert counted[col] == pytest.approx(simulated[col], rel=1e-5, abs=1e-9), col
+    if transport != "websocket":
+        assert counted["requests_per_event"] > 10    # the shortcut did count many idle requests
+
+
+@pytest.mark.parametrize("transport", ["websocket", "short-polling", "long-polling"])
+def test_counted_idle_time_agrees_with_simulating_it_over_seeds(transport: str) -> None:
+    """With a random latency the two differ by fractions of a round trip: the mean difference over
+    seeds must be indistinguishable from 0 (its 99 % interval holds 0) or negligible (< 0.5 %)."""
+    p = PushVsWebhookParams(**AGREE)
+    for col in ("bytes_per_event", "requests_per_event", "connection_seconds"):
+        diffs, scale = [], []
+        for seed in range(1, 9):
+            a = simulate(p, transport, 0.01, seed)
+            b = simulate(p.replace(idle="simulated"), transport, 0.01, seed)
+            diffs.append(a[col] - b[col])
+            scale.append(b[col])
+        mean, low, high = mean_ci(diffs, 0.99)
+        assert low <= 0 <= high or abs(mean) < 0.005 * np.mean(scale), (col, diffs)

@@ -37,8 +37,8 @@ def verify_signature(secret: bytes, header: str, body: bytes, now: float, tolera
 
 
 # --- Exercise 2: the crossover rate -----------------------------------------------------------
-#: The set-up of exercise 2: no outages, a constant latency, the default HTTPS set-up.
-CROSSOVER = dict(events=200, outage_every=None, latency=Constant(0.05))
+#: The set-up of exercise 2: no outages, a constant latency, the default HTTPS set-up on a new connection per POST.
+CROSSOVER = dict(events=200, outage_every=None, latency=Constant(0.05), http_keep_alive=None)  # a new connection per POST
 
 
 def post_connection_seconds(seed: int = 1) -> float:

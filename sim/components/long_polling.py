@@ -44,6 +44,7 @@ import simpy
 from sim.core.context import Context
 from sim.core.errors import ParameterError
 from sim.core.network import Message, Network
+from sim.components.http import HttpConnections, answer_setup
 
 # What travels on the wire: ``(kind, data)`` tuples, as in :mod:`sim.components.frames`.
 OPEN = "open"      # client -> server: GET that creates the session (Engine.IO handshake)
@@ -60,6 +61,8 @@ REQUEST_KINDS = (OPEN, POLL, POST)
 ANSWER_REASONS = ("data", "timeout", "closed")
 
 IDLE, OPENING, POLLING, CLOSED_STATE = "idle", "opening", "polling", "closed"
+_ANSWERS_TO = {BATCH: POLL, CLOSED: POLL, OPENED: OPEN, POSTED: POST}
+"""Which request each answer answers."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,8 @@ class LongPollingServer:
 
     # --- requests -----------------------------------------------------------------------
     def _on_request(self, msg: Message) -> None:
+        if answer_setup(self.network, self.name, msg):
+            return  # a client's TCP + TLS set-up (sim.components.http)
         kind, data = msg.payload
         client = msg.src
         self._m_requests[kind].inc()
@@ -239,11 +244,12 @@ class LongPollingClient:
     """The client end: opens a session with ``server``, then keeps exactly one poll outstanding."""
 
     __slots__ = ("env", "name", "network", "server", "spec", "on_message", "state", "polls", "posts", "received",
-                 "_opened")
+                 "_opened", "connections", "busy", "last_poll_at")
 
     def __init__(self, ctx: Context, name: str, network: Network, server: str,
                  spec: LongPollingSpec = LongPollingSpec(), *,
-                 on_message: Callable[["LongPollingClient", Any], None] | None = None) -> None:
+                 on_message: Callable[["LongPollingClient", Any], None] | None = None,
+                 connections: HttpConnections | None = None) -> None:
         self.env: simpy.Environment = ctx.env
         self.name = name
         self.network = network
@@ -259,6 +265,13 @@ class LongPollingClient:
         self.received = 0
         """Messages received."""
         self._opened: simpy.Event | None = None
+        self.connections = connections
+        """The client's HTTP connections (set-up when none is kept alive, keep-alive, connection-seconds,
+        :mod:`sim.components.http`); None: requests are bare messages with no connection model."""
+        self.last_poll_at = float("nan")
+        """When the latest poll was started (its set-up, if any, included)."""
+        self.busy: dict[str, deque] = {k: deque() for k in REQUEST_KINDS}
+        """Connections carrying a request of each kind, oldest first (one request per connection)."""
         network.attach(name, self._on_response)
 
     def open(self) -> simpy.Event:
@@ -280,20 +293,48 @@ class LongPollingClient:
         return True
 
     def stop(self) -> None:
-        """Stop polling (the poll held at the server, if any, is left to time out)."""
+        """Stop polling (the poll held at the server, if any, is left to time out). With a
+        connection pool, the connections carrying a request are counted closed now (the client is
+        gone); idle ones close when their keep-alive expires."""
         self.state = CLOSED_STATE
+        if self.connections is not None:
+            for queue in self.busy.values():
+                while queue:
+                    self.connections.close(queue.popleft())
+
+    def busy_connections(self) -> list:
+        """Connections carrying a request now."""
+        return [c for queue in self.busy.values() for c in queue]
 
     def _request(self, kind: str, data: Any, body_bytes: int) -> None:
+        if self.connections is None:
+            self.network.send(self.name, self.server, (kind, data), self.spec.request_header_bytes + body_bytes)
+        else:
+            self.env.process(self._request_over_http(kind, data, body_bytes))
+
+    def _request_over_http(self, kind: str, data: Any, body_bytes: int):
+        conn = yield from self.connections.open_or_reuse()
+        if self.state == CLOSED_STATE and kind != POST:  # stopped during the set-up
+            self.connections.release(conn)
+            return
+        self.busy[kind].append(conn)
         self.network.send(self.name, self.server, (kind, data), self.spec.request_header_bytes + body_bytes)
+
+    def _answered(self, kind: str) -> None:
+        """The answer to the oldest request of ``kind`` came: its connection is free again."""
+        if self.connections is not None and self.busy[kind]:
+            self.connections.release(self.busy[kind].popleft())
 
     def _poll(self) -> None:
         self.polls += 1
+        self.last_poll_at = self.env.now
         self._request(POLL, None, 0)
 
     def _on_response(self, msg: Message) -> None:
-        if msg.src != self.server:
+        if msg.src != self.server or (self.connections is not None and self.connections.on_message(msg)):
             return
         kind, data = msg.payload
+        self._answered(_ANSWERS_TO.get(kind, POLL))
         if kind == BATCH:
             if data:
                 self.received += len(data)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 import simpy
 
+from sim.components.http import Connection, HttpConnections, answer_setup
 from sim.components.long_polling import POLLING, LongPollingClient
 from sim.core.context import Context
 from sim.core.errors import ParameterError
@@ -48,13 +49,15 @@ class ShortPollingServer:
         self.published.append((payload, size_bytes))
 
     def _on_request(self, msg: Message) -> None:
-        _kind, cursor = msg.payload
+        if answer_setup(self.network, self.name, msg):
+            return
+        _kind, (cursor, tag) = msg.payload
         self.requests += 1
         batch = self.published[cursor:]
         if not batch:
             self.empty_answers += 1
         body = sum(size for _, size in batch)
-        self.network.send(self.name, msg.src, (EVENTS, (cursor, tuple(p for p, _ in batch))),
+        self.network.send(self.name, msg.src, (EVENTS, (cursor, tuple(p for p, _ in batch), tag)),
                           self.response_header_bytes + body)
 
 
@@ -70,7 +73,8 @@ class ShortPoller:
                  request_header_bytes: int = 700, next_event_at: Callable[[], float] = lambda: math.inf,
                  down: Sequence[tuple[float, float]] = (), on_event: Callable[[Any], None] | None = None,
                  skip_margin: float = 60.0, until: float = math.inf,
-                 published_count: Callable[[], int] = lambda: 0) -> None:
+                 published_count: Callable[[], int] = lambda: 0, connections: HttpConnections | None = None,
+                 on_idle_ticks: Callable[["ShortPoller", float, float], int] | None = None) -> None:
         if not (isinstance(interval, (int, float)) and 0 < interval < math.inf):
             raise ParameterError("poll_interval", f"must be a number of seconds > 0, got {interval!r}")
         if not 0 <= phase < interval:
@@ -93,6 +97,14 @@ class ShortPoller:
         """Polls simulated (sent over the network)."""
         self.idle_requests = 0
         """Polls counted instead of simulated: each an empty GET and its empty answer."""
+        self.connections = connections
+        """The poller's HTTP connections (set-up, keep-alive, connection-seconds); None: requests
+        are sent as bare messages, with no connection model."""
+        self.on_idle_ticks = on_idle_ticks
+        """``on_idle_ticks(poller, a, b)`` counts the polls in ``[a, b)`` instead of simulating them
+        and returns how many (the scenario's closed form); None: they are simulated."""
+        self.busy: Connection | None = None
+        """The connection carrying the poll whose answer is awaited."""
         self._outstanding = False
         network.attach(name, self._on_answer)
         self.process = self.env.process(self._run())
@@ -116,6 +128,26 @@ class ShortPoller:
             i += 1
         return n
 
+    def up_runs(self, a: float, b: float) -> list[tuple[float, int]]:
+        """The ticks of ``[a, b)`` while the consumer is up, as runs ``(first tick, how many)``
+        of consecutive ticks (an outage ends a run)."""
+        runs, t = [], a
+        i = max(0, bisect.bisect_right(self._down_starts, a) - 1)
+        edges = []
+        while i < len(self.down) and self.down[i][0] < b:
+            edges.append(self.down[i])
+            i += 1
+        for s, e in edges + [(b, b)]:
+            hi = min(s, b)
+            n = self._ticks(t, hi)
+            if n > 0:
+                k = math.ceil((t - self.phase) / self.interval)
+                runs.append((self.phase + k * self.interval, n))
+            t = max(t, e)
+            if t >= b:
+                break
+        return runs
+
     def _run(self):
         env, interval = self.env, self.interval
         k = math.ceil((env.now - self.phase) / interval)
@@ -125,28 +157,55 @@ class ShortPoller:
                 return
             yield env.timeout(t - env.now)
             nxt = self.next_event_at()
-            if not self._outstanding and self.cursor_is_current():
+            if self.on_idle_ticks is not None and not self._outstanding and self.cursor_is_current():
                 if math.isinf(nxt) and math.isinf(self.until):
                     return  # nothing will ever come: stop rather than poll forever
                 # ticks that end more than skip_margin before the next event cannot see it: count them
                 k_to = math.ceil((min(nxt, self.until) - self.skip_margin - self.phase) / interval) - 1
                 if k_to > k:
-                    self.idle_requests += self._up_ticks(t, self.phase + k_to * interval)
+                    self.idle_requests += self.on_idle_ticks(self, t, self.phase + k_to * interval)
                     k = k_to
                     continue
             if self.is_down(t):
                 self._outstanding = False  # the consumer is down: whatever it had asked is forgotten
+            elif self.connections is None:
+                self._send_get(None)
             else:
-                self.requests += 1
-                self._outstanding = True
-                self.network.send(self.name, self.server, (GET, self.cursor), self.request_header_bytes)
+                self.env.process(self._get_over_http())
             k += 1
+
+    def _send_get(self, conn: Connection | None) -> None:
+        self.requests += 1
+        self._outstanding = True
+        tag = None if conn is None else conn.id
+        self.network.send(self.name, self.server, (GET, (self.cursor, tag)), self.request_header_bytes)
+
+    def _get_over_http(self):
+        pool = self.connections
+        if self.busy is not None:  # the previous poll's answer never came: that connection is given up
+            pool.close(self.busy)
+            self.busy = None
+        conn = yield from pool.open_or_reuse(self.env.now + self.interval)
+        if conn is None:
+            return  # the set-up failed: this tick is lost, the next one tries again
+        if self.is_down(self.env.now):
+            pool.close(conn)
+            return
+        self.busy = conn
+        self._send_get(conn)
 
     def cursor_is_current(self) -> bool:
         return self.cursor >= self.published_count()
 
     def _on_answer(self, msg: Message) -> None:
-        _kind, (cursor, payloads) = msg.payload
+        if self.connections is not None:
+            if self.connections.on_message(msg):
+                return
+            busy = self.busy
+            if busy is not None and busy.id == msg.payload[1][2]:
+                self.busy = None
+                self.connections.release(busy)
+        _kind, (cursor, payloads, _tag) = msg.payload
         self._outstanding = False
         if self.is_down(self.env.now) or cursor != self.cursor:
             return  # the consumer is down, or an older answer overtaken by a newer one

@@ -6,8 +6,9 @@
 * :func:`sign` / :func:`verify` — Stripe's signature scheme (stripe-python ``_webhook.py``): the
   header ``t=<unix ts>,v1=<hex HMAC-SHA256(secret, "{t}.{raw body}")>``; a request is accepted if
   any ``v1`` matches (constant-time comparison) and ``t`` is not older than the tolerance (300 s).
-* :class:`WebhookSender` — one HTTP POST per event *attempt*. Without keep-alive each attempt first
-  pays the connection set-up (``setup_round_trips``: TCP plus TLS), then waits for the answer within
+* :class:`WebhookSender` — one HTTP POST per event *attempt*. Unless a connection is kept alive
+  (:class:`~sim.components.http.HttpConnections`, the one connection model of every HTTP transport)
+  each attempt first pays the connection set-up (TCP plus TLS), then waits for the answer within
   the provider's timeout; a timeout, a lost message or a non-2xx answer is a failure, retried after
   the provider's next delay until its retry horizon. Past the horizon the event is **given up**
   (counted, never silently dropped).
@@ -34,6 +35,7 @@ from sim.core.context import Context
 from sim.core.distributions import Constant, Distribution
 from sim.core.errors import ParameterError
 from sim.core.network import Message, Network
+from sim.components.http import Connection, HttpConnections, WireCost, answer_setup
 
 EPOCH = 1_700_000_000
 """Unix time of simulated t = 0: signatures carry Unix timestamps, but must not depend on the wall clock."""
@@ -42,7 +44,7 @@ DEFAULT_TOLERANCE = 300.0
 PROVIDERS = ("stripe", "github", "shopify", "slack")
 
 # on the wire: (kind, data)
-SETUP, SETUP_OK, POST, ANSWER = "setup", "setup_ok", "post", "answer"
+POST, ANSWER = "post", "answer"  # set-up messages: sim.components.http
 OK, BAD_SIGNATURE, STALE = 200, 400, 401
 """Answers of the receiver: applied or duplicate (2xx); bad signature; timestamp outside the tolerance."""
 
@@ -178,52 +180,28 @@ class WebhookEvent:
         """When the provider stopped retrying (the retry horizon passed)."""
 
 
-class _Conn:
-    __slots__ = ("id", "opened_at", "idle_since")
-
-    def __init__(self, id: int, opened_at: float) -> None:
-        self.id = id
-        self.opened_at = opened_at
-        self.idle_since = math.nan
-
-
 # ================================================================== the sender =====
 class WebhookSender:
     """The provider's delivery worker, network node ``name``; see the module docstring."""
 
     def __init__(self, ctx: Context, name: str, network: Network, receiver: str, provider: WebhookProvider,
-                 secret: bytes, *, setup_round_trips: int = 2, setup_bytes: int = 5000, request_header_bytes: int = 700,
-                 response_header_bytes: int = 300, keep_alive: float | None = None,
+                 secret: bytes, *, cost: WireCost = WireCost(), keep_alive: float | None = None,
                  on_done: Callable[[WebhookEvent], None] | None = None) -> None:
-        if isinstance(setup_round_trips, bool) or not isinstance(setup_round_trips, int) or setup_round_trips < 0:
-            raise ParameterError("setup_round_trips", f"must be an integer >= 0, got {setup_round_trips!r}")
-        if keep_alive is not None and not keep_alive > 0:
-            raise ParameterError("keep_alive", f"must be seconds > 0 or None, got {keep_alive!r}")
         self.ctx, self.env, self.name, self.network = ctx, ctx.env, name, network
         self.receiver = receiver
         self.provider = provider
         self.secret = secret
-        self.setup_round_trips = setup_round_trips
-        self.setup_bytes = setup_bytes
-        self.request_header_bytes = request_header_bytes
-        self.response_header_bytes = response_header_bytes
-        self.keep_alive = keep_alive
-        """Seconds an idle connection is kept for the next POST (None: close after each attempt)."""
+        self.cost = cost
+        """Set-up, headers: the one HTTP cost model (:class:`~sim.components.http.WireCost`)."""
+        self.pool = HttpConnections(ctx, name, network, receiver, cost, keep_alive)
+        """The sender's connections; an idle one is kept ``keep_alive`` seconds (None: one per attempt)."""
         self.on_done = on_done
         """Called with the event once it is delivered or given up."""
         self._waiting: dict[tuple[int, int], simpy.Event] = {}
-        self._idle: list[_Conn] = []
-        self._next_conn = 0
         self._rid = 0
         # accounting
         self.requests = 0
         """POSTs sent (every attempt that got as far as its request)."""
-        self.connections = 0
-        """Connections opened (each paid the set-up)."""
-        self.connection_seconds = 0.0
-        """Connection-seconds held by the sender: set-up, waiting for answers and keep-alive idling."""
-        self.open_connections = 0
-        self.peak_connections = 0
         self.delivered = 0
         self.gave_up = 0
         network.attach(name, self._on_answer)
@@ -259,29 +237,22 @@ class WebhookSender:
         env = self.env
         start = env.now
         deadline = start + self.provider.timeout_s
-        conn = self._take_idle()
+        limit = self.provider.connect_timeout_s
+        conn = yield from self.pool.open_or_reuse(start + limit if limit is not None else deadline)
         if conn is None:
-            conn = self._open(start)
-            limit = self.provider.connect_timeout_s
-            connect_deadline = start + limit if limit is not None else deadline
-            per_message = self.setup_bytes // max(1, 2 * self.setup_round_trips)
-            for step in range(self.setup_round_trips):  # TCP SYN/SYN-ACK, then TLS
-                answer = yield from self._exchange(conn, SETUP, step, per_message, connect_deadline)
-                if answer is None:
-                    self._close(conn)
-                    return None
+            return None
         timestamp = EPOCH + int(env.now)
         header = sign(self.secret, timestamp, event.body)
         self.requests += 1
         status = yield from self._exchange(conn, POST, (event.id, header, event.body),
-                                           self.request_header_bytes + event.size_bytes, deadline)
+                                           self.cost.request_header_bytes + event.size_bytes, deadline)
         if status is None:
-            self._close(conn)  # a timed-out HTTP/1.1 connection cannot be reused
+            self.pool.close(conn)  # a timed-out HTTP/1.1 connection cannot be reused
         else:
-            self._release(conn)
+            self.pool.release(conn)
         return status
 
-    def _exchange(self, conn: _Conn, kind: str, data, size: int, deadline: float):
+    def _exchange(self, conn: Connection, kind: str, data, size: int, deadline: float):
         env = self.env
         self._rid += 1
         key = (conn.id, self._rid)
@@ -293,50 +264,36 @@ class WebhookSender:
         return reply.value if reply.triggered else None
 
     def _on_answer(self, msg: Message) -> None:
+        if self.pool.on_message(msg):
+            return
         _kind, (key, value) = msg.payload
         reply = self._waiting.get(key)
         if reply is not None and not reply.triggered:
             reply.succeed(value)
 
-    # --- connections ------------------------------------------------------------------
-    def _open(self, now: float) -> _Conn:
-        self._next_conn += 1
-        self.connections += 1
-        self.open_connections += 1
-        self.peak_connections = max(self.peak_connections, self.open_connections)
-        return _Conn(self._next_conn, now)
+    # --- connections (the pool's accounting) ----------------------------------------------
+    @property
+    def connections(self) -> int:
+        """Connections opened (each paid the set-up)."""
+        return self.pool.opened
 
-    def _close(self, conn: _Conn) -> None:
-        self.open_connections -= 1
-        self.connection_seconds += self.env.now - conn.opened_at
+    @property
+    def connection_seconds(self) -> float:
+        """Connection-seconds held by the sender: set-up, waiting for answers and keep-alive idling
+        (idle connections count once :meth:`finish` closed them)."""
+        return self.pool.connection_seconds
 
-    def _release(self, conn: _Conn) -> None:
-        if self.keep_alive is None:
-            self._close(conn)
-        else:
-            conn.idle_since = self.env.now
-            self._idle.append(conn)
+    @property
+    def open_connections(self) -> int:
+        return self.pool.open_connections
 
-    def _take_idle(self) -> _Conn | None:
-        now = self.env.now
-        while self._idle:
-            conn = self._idle.pop()  # most recently used first, as connection pools do
-            if now - conn.idle_since <= self.keep_alive:
-                return conn
-            self._expire(conn)
-        return None
-
-    def _expire(self, conn: _Conn) -> None:
-        self.open_connections -= 1
-        self.connection_seconds += conn.idle_since + self.keep_alive - conn.opened_at
+    @property
+    def peak_connections(self) -> int:
+        return self.pool.peak_connections
 
     def finish(self) -> None:
         """Close idle keep-alive connections (at their expiry, or now if sooner) for the accounting."""
-        now = self.env.now
-        for conn in self._idle:
-            self.open_connections -= 1
-            self.connection_seconds += min(now, conn.idle_since + self.keep_alive) - conn.opened_at
-        self._idle.clear()
+        self.pool.finish()
 
 
 # ================================================================= the receiver =====
@@ -394,9 +351,9 @@ class WebhookReceiver:
 
     def _on_message(self, msg: Message) -> None:
         kind, (key, data) = msg.payload
-        if kind == SETUP:
-            self.network.send(self.name, msg.src, (SETUP_OK, (key, True)), msg.size_bytes)
-        elif kind == POST:
+        if answer_setup(self.network, self.name, msg):
+            return
+        if kind == POST:
             delay = self._processing.sample()
             timer = self.env.timeout(delay, (msg.src, key, data))
             timer.callbacks.append(self._answer)

@@ -7,8 +7,8 @@ from sim.components.webhook import EPOCH, OK, derive_secret, sign, verify
 from sim.core import Constant
 from sim.exercises import NOT_ANSWERED, call, exercise, is_number, not_yet, passed
 
-#: Exercise 2's set-up: no outages, a constant latency, the default HTTPS set-up.
-EX2 = dict(events=200, outage_every=None, latency=Constant(0.05))
+#: Exercise 2's set-up: no outages, a constant latency, the default HTTPS set-up on a new connection per POST.
+EX2 = dict(events=200, outage_every=None, latency=Constant(0.05), http_keep_alive=None)
 
 
 @exercise("03.1", "verify a signature", "my_verify, seed=SEED")

@@ -14,12 +14,18 @@ off from the provider, so nothing it should answer is answered). Four transports
 * ``long-polling``: :mod:`sim.components.long_polling`; the provider queues events in the session;
 * ``short-polling``: :mod:`sim.components.polling`, a GET every ``poll_interval``.
 
-Idle time is counted rather than simulated, so one event per day over 200 days costs a few
-thousand simulation events: heartbeats are accounted from the connected time (the server's
-detection time after an outage is computed from the ping phase), empty short polls are counted
-between events (:class:`~sim.components.polling.ShortPoller`), and a long poller is parked during
-long idle stretches and resumed at a random phase of its poll cycle before the next event (Poisson
-arrivals see time averages, so the phase an event meets is uniform over the cycle).
+Every transport pays the same per-request costs (:mod:`sim.components.http`): a TCP + TLS set-up
+when no kept-alive connection exists (``setup_round_trips``, ``setup_bytes``), request and response
+headers, and the TCP/IP headers of every segment (``packet_overhead_bytes`` per ``mss_bytes``),
+WebSocket frames and pings included. Webhooks, short polls and long polls keep an idle connection
+``http_keep_alive`` seconds (NGINX's ``keepalive_timeout``, 75 s; none: a new connection per
+request). The WebSocket's own TCP + TLS set-up is charged in bytes for each accepted handshake,
+but its round trips are not simulated (the Upgrade request leaves at once).
+
+Idle time is counted rather than simulated (``idle="counted"``), so one event per day over 200
+days costs a few thousand simulation events: heartbeats, the server's detection of a dead
+WebSocket, empty short polls and idle long polls are the closed forms of
+:mod:`sim.components.idle_time`; ``idle="simulated"`` sends every ping and poll instead.
 
 Summary, one row per (transport, rate); the cost window runs from START (5 s, when
 every transport is set up) to the last event, or to the last delivery if later:
@@ -51,7 +57,10 @@ import simpy
 
 from sim.components import frames
 from sim.components.backoff import Textbook
-from sim.components.client import CONNECTED, Client
+from sim.components.client import CONNECTED, DISCONNECTED, Client
+from sim.components.http import HttpConnections, MeteredNetwork, WireCost, preset_value
+from sim.components.idle_time import MODES as IDLE_MODES, IdleTime
+from sim.components.security.gateway import Gateway, GatewaySpec
 from sim.components.resilient_client import ReconnectTracker, ResilientClient
 from sim.components.long_polling import LongPollingServer, LongPollingSpec
 from sim.components.polling import ParkableLongPollingClient, ShortPoller, ShortPollingServer
@@ -61,8 +70,7 @@ from sim.components.webhook import (
 )
 from sim.core.params import WorkModel
 from sim.core import (
-    Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, expand_names,
-    param,
+    Context, Distribution, Exponential, LinkSpec, ParameterError, Params, Result, Uniform, expand_names, param,
 )
 from sim.core.registry import scenario
 from sim.core.replication import replicate, replications_param
@@ -99,14 +107,26 @@ class PushVsWebhookParams(Params):
                                           help="length of a consumer outage (default mean 30 min)")
     provider: str = param("stripe", choices=PROVIDERS,
                           help="webhook timeout and retry schedule (data/webhook_providers.json)")
-    keep_alive: float | None = param(None, gt=0, unit="s", none_means="a new connection per POST",
-                                     help="webhook sender keeps an idle connection this long for the next POST")
-    setup_round_trips: int = param(2, ge=0, le=10,
+    http_keep_alive: float | None = param(float(preset_value("keep_alive_s")), gt=0, le=86400, unit="s",
+                                          none_means="a new TCP + TLS connection per request",
+                                          help="an idle HTTP connection (webhook POSTs, short and long polls) is kept this "
+                                               "long for the next request (NGINX keepalive_timeout default)")
+    setup_round_trips: int = param(int(preset_value("setup_round_trips")), ge=0, le=10,
                                    help="round trips to open an HTTPS connection: TCP 1 + TLS 1.3 1 (TLS 1.2: 2)")
-    setup_bytes: int = param(5000, ge=0, unit="B",
+    setup_bytes: int = param(int(preset_value("setup_bytes")), ge=0, le=10**6, unit="B",
                              help="bytes of a TCP + TLS set-up with a certificate chain (order of magnitude, an assumption)")
-    request_header_bytes: int = param(700, ge=0, unit="B", help="HTTP request headers (SPDY whitepaper: 700-800 B typical)")
-    response_header_bytes: int = param(300, ge=0, unit="B", help="HTTP response headers (an assumption)")
+    request_header_bytes: int = param(int(preset_value("request_header_bytes")), ge=0, le=10**6, unit="B",
+                                      help="HTTP request headers (SPDY whitepaper: 700-800 B typical)")
+    response_header_bytes: int = param(int(preset_value("response_header_bytes")), ge=0, le=10**6, unit="B",
+                                       help="HTTP response headers (an assumption)")
+    packet_overhead_bytes: int = param(int(preset_value("packet_overhead_bytes")), ge=0, le=120, unit="B",
+                                       help="IP + TCP headers of every segment, every transport alike (IPv4 20 + TCP 20 "
+                                            "+ timestamps 12)")
+    mss_bytes: int = param(int(preset_value("mss_bytes")), ge=536, le=65495, unit="B",
+                           help="largest TCP payload of one segment (Ethernet MTU 1500 minus 52 B of headers)")
+    idle: str = param("counted", choices=IDLE_MODES,
+                      help="idle pings, empty polls and hold timeouts: counted with the closed forms of "
+                           "sim.components.idle_time, or simulated one by one (slow at low rates)")
     receiver_processing: Distribution = param(Exponential(10.0), unit="s",
                                               help="webhook handler time before its 2xx (default mean 0.1 s)")
     tolerance: float = param(300.0, ge=0, unit="s", help="signature timestamp tolerance (Stripe DEFAULT_TOLERANCE); 0 checks no age, "
@@ -135,28 +155,44 @@ class PushVsWebhookParams(Params):
     def transports(self) -> tuple[str, ...]:
         return expand_names("transport", self.transport, TRANSPORTS)
 
+    def wire_cost(self) -> WireCost:
+        """The one per-request cost model of every transport (:mod:`sim.components.http`)."""
+        return WireCost(setup_round_trips=self.setup_round_trips, setup_bytes=self.setup_bytes,
+                        request_header_bytes=self.request_header_bytes,
+                        response_header_bytes=self.response_header_bytes,
+                        packet_overhead_bytes=self.packet_overhead_bytes, mss_bytes=self.mss_bytes)
+
 
 # ====================================================================== ledger =====
 class _Ledger:
-    """The consumer application's view: first arrival of each event, and extra copies."""
+    """The consumer application's view: first arrival of each event (a record per event), and
+    the counts, in the run's metrics registry."""
 
-    __slots__ = ("env", "created", "first", "copies")
+    __slots__ = ("env", "created", "first", "_applied", "_copies")
 
-    def __init__(self, env: simpy.Environment, created: np.ndarray) -> None:
-        self.env = env
+    def __init__(self, ctx: Context, created: np.ndarray) -> None:
+        self.env = ctx.env
         self.created = created
         self.first = np.full(len(created), np.nan)
-        self.copies = 0
+        self._applied = ctx.metrics.counter("consumer_events_applied_total",
+                                            "events the consumer's application received a first time")
+        self._copies = ctx.metrics.counter("consumer_extra_copies_total",
+                                           "copies of an event already received that reached the consumer's application")
 
     def receive(self, seq: int) -> None:
         if math.isnan(self.first[seq]):
             self.first[seq] = self.env.now
+            self._applied.inc()
         else:
-            self.copies += 1
+            self._copies.inc()
 
     @property
     def delivered(self) -> int:
-        return int(np.count_nonzero(~np.isnan(self.first)))
+        return int(self._applied.value)
+
+    @property
+    def copies(self) -> int:
+        return int(self._copies.value)
 
 
 # ============================================================ WebSocket channel =====
@@ -167,11 +203,15 @@ class WebSocketChannel:
     and, with a buffer, asks for a replay after the last event it has.
     """
 
-    def __init__(self, ctx: Context, net: Network, p: PushVsWebhookParams, on_event: Callable[[int], None],
-                 outages: list[tuple[float, float]]) -> None:
+    def __init__(self, ctx: Context, net: MeteredNetwork, p: PushVsWebhookParams, on_event: Callable[[int], None],
+                 outages: list[tuple[float, float]], idle: IdleTime) -> None:
         self.ctx, self.env, self.net, self.p, self.on_event = ctx, ctx.env, net, p, on_event
+        self.idle = idle
+        self.simulated = p.idle == "simulated"
         spec = ServerSpec(memory_per_connection_bytes=p.memory_per_connection_bytes)
-        self.server = Server(ctx, PROVIDER, spec, net, on_data=self._on_client_frame)
+        # simulated idle time: the server's idle timeout sees the pings stop (else a closed form)
+        self.gate = Gateway(ctx, GatewaySpec(idle_timeout=p.idle_timeout)) if self.simulated else None
+        self.server = Server(ctx, PROVIDER, spec, net, on_data=self._on_client_frame, gate=self.gate)
         self.client: ResilientClient | None = None
         self.reconnect = Textbook("constant", base=RETRY_S, cap=RETRY_S)
         self.tracker = ReconnectTracker()
@@ -186,7 +226,10 @@ class WebSocketChannel:
                                        ["code"])
         self.connected_seconds = 0.0
         self._connected_since = math.nan
-        self.heartbeat_bytes = 0.0
+        self._ping_origin = math.nan
+        """When the consumer's connection started: it pings at ``origin + k * heartbeat_interval``."""
+        self._last_frame_at = math.nan
+        """When the server last heard a frame other than a ping (the handshake or the resume request)."""
         self._connect()
         for start, end in outages:
             self.env.timeout(start).callbacks.append(lambda _e: self._outage_starts())
@@ -200,13 +243,18 @@ class WebSocketChannel:
     def _connect(self) -> None:
         # a new consumer process: it connects, and tries again every RETRY_S while that fails
         self.client = ResilientClient(self.ctx, CONSUMER, self.net, PROVIDER, self.reconnect, self.tracker,
-                                      connect_timeout=10.0, on_message=self._on_event, on_connect=self._on_connect)
+                                      connect_timeout=10.0, on_message=self._on_event, on_connect=self._on_connect,
+                                      heartbeat_interval=self.p.heartbeat_interval if self.simulated else None)
         self.client.start()
 
     def _on_connect(self, client: Client) -> None:
-        self._connected_since = max(self.env.now, START)  # the cost window opens at START
+        now, one_way = self.env.now, self.idle.one_way
+        self._connected_since = max(now, START)  # the cost window opens at START
+        self._ping_origin = now
+        self._last_frame_at = now - one_way  # the server accepted the handshake
         if self.p.ws_buffer:
             client.send(("resume", self.last_seq), 8)
+            self._last_frame_at = now + one_way
 
     def _on_client_frame(self, server: Server, client: str, data) -> None:
         kind, after = data
@@ -227,19 +275,37 @@ class WebSocketChannel:
             self._not_sent.inc()
 
     def _outage_starts(self) -> None:
-        # the consumer dies: the server notices only when pings stop for idle_timeout
+        # the consumer dies: no close frame, no more pings; the server notices only when the pings
+        # have stopped for idle_timeout (simulated: the gate's idle timeout; counted: the closed form)
         self._account_connected()
-        if CONSUMER not in self.server.connections:
+        self._kill_consumer()
+        if self.simulated or CONSUMER not in self.server.connections:
             return
         accepted = self.server.connections[CONSUMER]
-        interval = self.p.heartbeat_interval
-        last_ping = accepted + math.floor((self.env.now - accepted) / interval) * interval
-        detect = max(self.env.now, last_ping + self.p.idle_timeout)
+        p = self.p
+        detect = self.idle.dead_websocket_noticed_at(self.env.now, self._ping_origin, p.heartbeat_interval,
+                                                     p.idle_timeout, self._last_frame_at)
         self.env.timeout(detect - self.env.now).callbacks.append(lambda _e: self._idle_check(accepted))
+
+    def _kill_consumer(self) -> None:
+        client = self.client
+        client.abandon()  # no more attempts
+        if client.state == CONNECTED:
+            client.state = DISCONNECTED  # so that close() sends no frame: the process is gone
+        client.close(frames.ABNORMAL_CLOSURE)  # stops its heartbeats
 
     def _idle_check(self, accepted: float) -> None:
         if self.server.connections.get(CONSUMER) == accepted and self.server.drop(CONSUMER):
             self._closes.labels(code=str(frames.ABNORMAL_CLOSURE)).inc()
+            # the reset the idle timeout sends (as the simulated gate does), into the dead connection
+            self.net.send(PROVIDER, CONSUMER, (frames.RESET, None), frames.FRAME_HEADER_BYTES)
+
+    @property
+    def closed_abnormally(self) -> int:
+        """Connections the server dropped after its idle timeout (1006 at the consumer)."""
+        if self.gate is not None:
+            return int(self.ctx.metrics["gateway_refusals_total"].labels(reason="idle_reset").value)
+        return int(self._closes.labels(code=str(frames.ABNORMAL_CLOSURE)).value)
 
     def _restart(self) -> None:
         self.client.abandon()  # the old process is gone, and its connection unknown to the new one
@@ -247,9 +313,10 @@ class WebSocketChannel:
 
     def _account_connected(self) -> None:
         if not math.isnan(self._connected_since):
-            span = max(0.0, self.env.now - self._connected_since)
-            self.connected_seconds += span
-            self.heartbeat_bytes += span / self.p.heartbeat_interval * 2 * frames.FRAME_HEADER_BYTES
+            now = self.env.now
+            self.connected_seconds += max(0.0, now - self._connected_since)
+            if not self.simulated:
+                self.idle.heartbeats(self._ping_origin, self._connected_since, now, self.p.heartbeat_interval)
             self._connected_since = math.nan
 
     def finish(self) -> None:
@@ -284,14 +351,17 @@ class _Run:
         self.created = START + np.cumsum(gaps)
         self.t_end = float(self.created[-1])
         self.outages = _outages(p, ctx, self.t_end)
-        self.net = Network(ctx, LinkSpec(latency=p.latency, loss=p.loss, fifo=True))
+        self.wire = p.wire_cost()
+        self.net = MeteredNetwork(ctx, LinkSpec(latency=p.latency, loss=p.loss, fifo=True), cost=self.wire)
         for s, e in self.outages:
             self.net.partition([CONSUMER], [PROVIDER], start=s, heal=e)
-        self.ledger = _Ledger(self.env, self.created)
+        self.idle = IdleTime(ctx, self.wire, p.latency.mean)
+        self.counted = p.idle == "counted"
+        self.ledger = _Ledger(ctx, self.created)
         self.next_index = 0
-        self.resolved = 0
+        self._resolved = ctx.metrics.counter("events_resolved_total",
+                                             "events delivered, or given up by the transport, so far")
         self.all_resolved = self.env.event()
-        self.extra: dict = {}
 
     def next_event_at(self) -> float:
         return float(self.created[self.next_index]) if self.next_index < len(self.created) else math.inf
@@ -304,9 +374,16 @@ class _Run:
             publish(i)
 
     def _resolve(self, _event=None) -> None:
-        self.resolved += 1
-        if self.resolved == self.p.events and not self.all_resolved.triggered:
+        self._resolved.inc()
+        if self._resolved.value >= self.p.events and not self.all_resolved.triggered:
             self.all_resolved.succeed()
+
+    def _pool(self) -> HttpConnections:
+        """New HTTP connections from the client of this transport (the one keep-alive parameter)."""
+        client, server = (PROVIDER, CONSUMER) if self.transport == "webhook" else (CONSUMER, PROVIDER)
+        pool = HttpConnections(self.ctx, client, self.net, server, self.wire, self.p.http_keep_alive)
+        pool.counted_from = START  # the cost window
+        return pool
 
     def _deliver_and_resolve(self, seq: int) -> None:
         first = math.isnan(self.ledger.first[seq])
@@ -325,11 +402,9 @@ class _Run:
         self.receiver = WebhookReceiver(ctx, CONSUMER, self.net, secret, tolerance=p.tolerance,
                                         processing=p.receiver_processing, response_bytes=p.response_header_bytes,
                                         apply=lambda event_id: self.ledger.receive(self._seq_of[event_id]))
-        self.sender = WebhookSender(ctx, PROVIDER, self.net, CONSUMER, provider, secret,
-                                    setup_round_trips=p.setup_round_trips, setup_bytes=p.setup_bytes,
-                                    request_header_bytes=p.request_header_bytes,
-                                    response_header_bytes=p.response_header_bytes, keep_alive=p.keep_alive,
-                                    on_done=self._resolve)
+        self.sender = WebhookSender(ctx, PROVIDER, self.net, CONSUMER, provider, secret, cost=self.wire,
+                                    keep_alive=p.http_keep_alive, on_done=self._resolve)
+        self.sender.pool.counted_from = START
         self._seq_of: dict[str, int] = {}
         self.webhook_events: list[WebhookEvent] = []
 
@@ -344,17 +419,20 @@ class _Run:
         self.env.process(self._producer(publish))
 
     def _websocket(self) -> None:
-        self.channel = WebSocketChannel(self.ctx, self.net, self.p, self._deliver_and_resolve, self.outages)
+        self.channel = WebSocketChannel(self.ctx, self.net, self.p, self._deliver_and_resolve, self.outages, self.idle)
         self.env.process(self._producer(self.channel.publish))
 
     def _short_polling(self) -> None:
         p = self.p
         server = ShortPollingServer(self.ctx, PROVIDER, self.net, response_header_bytes=p.response_header_bytes)
         phase = float(self.ctx.rng("poll.phase").uniform(0, p.poll_interval))
+        self.poll_pool = self._pool()
         self.poller = ShortPoller(self.ctx, CONSUMER, self.net, PROVIDER, interval=p.poll_interval, phase=phase,
                                   request_header_bytes=p.request_header_bytes, next_event_at=self.next_event_at,
                                   down=self.outages, on_event=self._deliver_and_resolve,
-                                  until=self.t_end + p.drain, published_count=lambda: len(server.published))
+                                  until=self.t_end + p.drain, published_count=lambda: len(server.published),
+                                  connections=self.poll_pool,
+                                  on_idle_ticks=self._count_short_polls if self.counted else None)
         self.env.process(self._producer(lambda i: server.publish(i, p.event_bytes)))
         self.poll_server = server
 
@@ -364,18 +442,20 @@ class _Run:
                                response_header_bytes=p.response_header_bytes)
         self.lp_spec = spec
         self.lp_server = LongPollingServer(ctx, PROVIDER, self.net, spec)
-        self.lp_virtual_polls = 0.0
-        self.lp_up_seconds = 0.0
+        self.lp_clients: list[ParkableLongPollingClient] = []
         self._lp_new_client()
         self.env.process(self._producer(lambda i: self.lp_server.publish(CONSUMER, i, p.event_bytes)))
-        self.env.process(self._lp_idle())
+        if self.counted:
+            self.env.process(self._lp_idle())
         for s, e in self.outages:
             self.env.timeout(s).callbacks.append(lambda _e: self.lp.stop())
             self.env.timeout(e).callbacks.append(lambda _e: self._lp_new_client())
 
     def _lp_new_client(self) -> None:
         self.lp = ParkableLongPollingClient(self.ctx, CONSUMER, self.net, PROVIDER, self.lp_spec,
-                                            on_message=lambda _c, seq: self._deliver_and_resolve(seq))
+                                            on_message=lambda _c, seq: self._deliver_and_resolve(seq),
+                                            connections=self._pool())
+        self.lp_clients.append(self.lp)
         self.lp.open()
 
     def _down_at(self, t: float) -> tuple[float, float] | None:
@@ -384,11 +464,19 @@ class _Run:
             return self.outages[i]
         return None
 
+    def _count_short_polls(self, poller: ShortPoller, a: float, b: float) -> int:
+        """Shortcut 3 of sim.components.idle_time: the empty polls of ``[a, b)``, counted."""
+        n = 0
+        for first, ticks in poller.up_runs(a, b):
+            self.idle.short_poll_ticks(self.poll_pool, first, ticks, poller.interval)
+            n += ticks
+        return n
+
     def _lp_idle(self):
-        """Park the long poller over long idle stretches; count the polls it would have made."""
+        """Park the long poller over long idle stretches; count the polls it would have made
+        (shortcut 4 of sim.components.idle_time)."""
         env, p = self.env, self.p
-        cycle = p.hold_timeout + 2 * p.latency.mean
-        phase = self.ctx.rng("long_polling.phase")
+        cycle = self.idle.long_poll_cycle(p.hold_timeout, p.http_keep_alive)
         while not self.all_resolved.triggered and env.now < self.t_end + p.drain:
             down = self._down_at(env.now)
             if down is not None:
@@ -401,41 +489,43 @@ class _Run:
             if math.isinf(nxt):
                 return
             if nxt - env.now > 3 * cycle and self.lp.state == "polling" and not self.lp_server.queued:
-                resume = nxt + p.latency.mean - phase.uniform(0, cycle)
+                resume, counted = self.idle.long_poll_resume(self.lp.last_poll_at, nxt, cycle)
+                if counted < 1 or resume <= env.now:
+                    yield env.timeout(cycle)
+                    continue
                 self.lp.park()
-                self.lp_virtual_polls += max(0.0, (resume - env.now) / cycle - 1)
                 yield env.timeout(resume - env.now)
+                self.idle.long_poll_cycles(self.lp.connections, counted, cycle)
                 self.lp.resume()
             else:
                 yield env.timeout(cycle)
 
     # --- cost -----------------------------------------------------------------------------
     def _snapshot(self) -> dict:
-        """Requests, bytes and connection-seconds at the provider since START, now."""
-        p, now = self.p, self.env.now
-        rtt = 2 * p.latency.mean
+        """Requests, bytes and connection-seconds at the provider since START, now: what went
+        through the network (payloads and TCP/IP headers) plus what idle time counted."""
+        now = self.env.now
+        wire = self.net.wire_bytes + self.idle.wire_bytes
         if self.transport == "websocket":
             ch = self.channel
             ch._account_connected()
             if ch.client is not None and ch.client.state == CONNECTED:
                 ch._connected_since = now
-            return {"time": now, "requests": ch.handshakes, "bytes": self.net.bytes_sent + ch.heartbeat_bytes,
+            accepted = self.ctx.metrics["server_handshakes_total"].labels(server=PROVIDER, result="accepted").value
+            # each accepted wss:// handshake was preceded by a TCP + TLS set-up (bytes only, see the docstring)
+            return {"time": now, "requests": ch.handshakes, "bytes": wire + accepted * self.wire.setup_wire_bytes(),
                     "conn_s": ch.connected_seconds}
         if self.transport == "short-polling":
-            polls = self.poller.requests + self.poller.idle_requests
-            return {"time": now, "requests": polls,
-                    "bytes": self.net.bytes_sent + polls * p.setup_bytes
-                    + self.poller.idle_requests * (p.request_header_bytes + p.response_header_bytes),
-                    "conn_s": polls * (p.setup_round_trips + 1) * rtt}  # a fresh HTTPS connection per poll
+            poller = self.poller
+            return {"time": now, "requests": poller.requests + poller.idle_requests, "bytes": wire,
+                    "conn_s": self.poll_pool.connection_seconds_until_now([poller.busy]) + self.idle.connection_seconds}
         if self.transport == "long-polling":
-            down = sum(max(0.0, min(e, now) - s) for s, e in self.outages if s < now)
-            return {"time": now, "requests": self.lp_server.requests() + self.lp_virtual_polls,
-                    "bytes": self.net.bytes_sent + self.lp_virtual_polls * (p.request_header_bytes
-                                                                           + p.response_header_bytes),
-                    "conn_s": max(0.0, now - START - down)}  # one hanging GET held, on a kept-alive connection, while up
+            held = sum(c.connections.connection_seconds_until_now(c.busy_connections()) for c in self.lp_clients)
+            return {"time": now, "requests": self.lp_server.requests() + self.idle.requests, "bytes": wire,
+                    "conn_s": held + self.idle.connection_seconds}
         s = self.sender  # webhook: every attempt counts, retries long after the window included
         s.finish()
-        return {"time": now, "requests": sum(e.attempts for e in self.webhook_events), "bytes": self.net.bytes_sent,
+        return {"time": now, "requests": sum(e.attempts for e in self.webhook_events), "bytes": wire,
                 "conn_s": s.connection_seconds}  # every attempt is a request, even one whose set-up failed
 
     # --- run ----------------------------------------------------------------------------
@@ -477,7 +567,7 @@ class _Run:
                      "rejected": sum(self.receiver.rejected.values()), "connections_opened": snd.connections}
         elif self.transport == "websocket":
             ch = self.channel
-            extra = {"not_sent": int(ch._not_sent.value), "closed_1006": int(ch._closes.labels(code="1006").value)}
+            extra = {"not_sent": int(ch._not_sent.value), "closed_1006": ch.closed_abnormally}
         requests, bytes_total, conn_s = cost["requests"], cost["bytes"], cost["conn_s"]
         span = max(cost["time"], self.t_end) - START
         per = max(delivered, 1)
