@@ -8,10 +8,14 @@
   only adds ``park``/``resume`` so that a scenario can skip the idle cycles between rare events.
 
 **Cheap idle time.** At one event per day a 30 s poller makes 2880 empty requests per event.
-Those ticks cannot see anything, so they are *counted, not simulated*: a short poller whose
-cursor is up to date skips every tick that ends more than ``skip_margin`` seconds before the next
-event is created (the scenario, which generated the events, tells it when that is), and adds
-them to ``idle_requests``. Ticks while the consumer is down (an outage) send nothing and are not counted.
+Those ticks cannot see anything, so a scenario may count them instead of simulating them: given
+``on_idle_ticks``, a short poller whose cursor is up to date skips every tick that ends more than
+``skip_margin`` seconds before the next event is created (the scenario, which generated the events,
+tells it when that is) and hands them to ``on_idle_ticks`` (push-vs-webhook's closed form,
+:mod:`sim.components.idle_time`), adding them to ``idle_requests``. Ticks while the consumer is
+down (an outage) send nothing and are not counted. With ``connections`` (an
+:class:`~sim.components.http.HttpConnections`) every GET goes over an HTTP connection: set-up when
+none is kept alive, keep-alive, connection-seconds.
 """
 
 from __future__ import annotations
@@ -118,15 +122,6 @@ class ShortPoller:
         if b <= a:
             return 0
         return max(0, math.ceil((b - self.phase) / self.interval) - math.ceil((a - self.phase) / self.interval))
-
-    def _up_ticks(self, a: float, b: float) -> int:
-        n = self._ticks(a, b)
-        i = max(0, bisect.bisect_right(self._down_starts, a) - 1)
-        while i < len(self.down) and self.down[i][0] < b:
-            s, e = self.down[i]
-            n -= self._ticks(max(a, s), min(b, e))
-            i += 1
-        return n
 
     def up_runs(self, a: float, b: float) -> list[tuple[float, int]]:
         """The ticks of ``[a, b)`` while the consumer is up, as runs ``(first tick, how many)``
