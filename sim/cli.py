@@ -230,6 +230,11 @@ def _course_arguments(parser: argparse.ArgumentParser) -> None:
                              "papermill -p does; repeatable; applies to every notebook that declares NAME")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a directory holding files other than an earlier course build's")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="notebooks executed at once, each in its own kernel (default: one per core)")
+    parser.add_argument("--browser-check", action="store_true",
+                        help="open every page in headless Chromium: fail on a console error or formulas "
+                             "MathJax did not typeset; screenshots into OUT/screenshots/")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -504,7 +509,8 @@ def _course(args: argparse.Namespace) -> int:
 
     params = parse_params(args.params)
     return build_course(Path(args.notebooks) if args.notebooks else None, Path(args.out),
-                        cell_timeout=args.timeout, parameters=params, overwrite=args.overwrite)
+                        cell_timeout=args.timeout, parameters=params, overwrite=args.overwrite,
+                        jobs=args.jobs, browser_check=args.browser_check)
 
 
 # --- entry point -------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ def test_a_corrupt_notebook_is_a_failed_page_and_stale_pages_go(tmp_path, capsys
     status = build_course(notebooks, out, cell_timeout=60)  # a second build over the first one
 
     assert status == 1 and "03_corrupt.ipynb" in capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == [".sim-course", "01_good.html", "03_corrupt.html", "index.html"]
+    assert sorted(p.name for p in out.iterdir()) == [".sim-course", "01_good.html", "03_corrupt.html", "index.html",
+                                                     "mathjax"]
     index = (out / "index.html").read_text()
     assert 'href="03_corrupt.html"' in index and "cannot read the notebook" in index
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".sim-")]
