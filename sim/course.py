@@ -7,7 +7,7 @@ which notebook finished first. A notebook that fails (or cannot even be read) st
 (showing the error), the others are still built, and the command exits 1 naming the failures.
 
 ``OUT/index.html`` is the course's front page: the primer, then the seven questions of the course
-in order, each with its French title (from the course text, ``data/course/``), its page (or
+in order, each with its French title (from the course text, :func:`sim.data.course_text`), its page (or
 "coming"), how long it took to run, and the claims of the ledger (``sim.claims``) with their
 verdicts, each linked to the section of the page that measures it. Every page works from
 ``file://`` with no network: MathJax 3 is copied from the ``django-static-mathjax`` package (MathJax's own
@@ -45,7 +45,7 @@ import nbformat
 MARKER = ".sim-course"  # written into every build: tells a course directory from anything else
 MATHJAX_DIR = "mathjax"  # OUT/mathjax/: MathJax 3 from the django-static-mathjax package
 INDEX_TITLE = "Real-time systems: the course, simulated"
-COURSE_TEXT = "course/course-questions-and-answers.fr.md"  # in data/ (sim.presets)
+QUESTIONS = range(1, 8)  # the course has seven questions
 VERDICTS = ("holds", "holds with a condition", "half true", "misleading", "not measured yet")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -219,8 +219,15 @@ def build_course(notebook_dir: Path | None, out: Path, *, cell_timeout: float | 
 
         if find_chromium() is None:
             raise ParameterError("--browser-check", "needs Chromium (Debian package `chromium`); none found")
+    from sim.core.errors import UserError
+
+    try:
+        questions = course_questions()
+    except UserError as err:  # the pages are still worth building: the index goes without titles
+        print(f"python -m sim: warning: {err}; the index shows no French titles", file=sys.stderr)
+        questions = {}
     job = _Build(notebooks, notebook_dir, out, cell_timeout, parameters, declared,
-                 jobs or default_jobs(), list(claims), _previous_seconds(out), browser_check)
+                 jobs or default_jobs(), list(claims), _previous_seconds(out), browser_check, questions)
     return replace_directory(out, job.fill, is_ours=_is_course, same=_is_course,
                              overwrite=overwrite, what="a course build")
 
@@ -266,6 +273,7 @@ class Page:
     seconds: float = 0.0  # wall-clock time to execute it
     cpu_seconds: float | None = None  # CPU time its kernel used (None if not measured)
     anchors: dict[str, str] = field(default_factory=dict)  # heading text (normalised) -> id
+    slowest: list[dict[str, Any]] = field(default_factory=list)  # where its time went: see slowest_cells
 
     @property
     def name(self) -> str:
@@ -284,6 +292,7 @@ class _Build:
     claims: list[Any]
     previous: dict[str, float]
     browser_check: bool
+    questions: dict[int, str]  # number -> French title
 
     def fill(self, folder: Path) -> int:
         from nbconvert import HTMLExporter
@@ -303,6 +312,7 @@ class _Build:
                 for future in sorted(finished, key=lambda f: running[f]):
                     i = running.pop(future)
                     nb, pages[i].error, pages[i].seconds, pages[i].cpu_seconds = future.result()
+                    pages[i].slowest = slowest_cells(nb)
                     self._export(exporter, nb, pages, i, folder)
                     done += 1
                     page = pages[i]
@@ -314,12 +324,13 @@ class _Build:
         copy_mathjax(folder)
         instructor = _instructor_page(self.notebook_dir, folder)
         (folder / "index.html").write_text(
-            index_html(pages, course_questions(), self.claims, instructor=instructor,
+            index_html(pages, self.questions, self.claims, instructor=instructor,
                        build=(wall, cpu, self.jobs)), encoding="utf-8")
         (folder / MARKER).write_text(json.dumps({
             "written_by": "python -m sim course", "wall_seconds": round(wall, 3), "cpu_seconds": round(cpu, 3),
             "jobs": self.jobs, "seconds": {p.notebook.name: round(p.seconds, 3) for p in pages},
-            "kernel_cpu_seconds": {p.notebook.name: p.cpu_seconds and round(p.cpu_seconds, 3) for p in pages}},
+            "kernel_cpu_seconds": {p.notebook.name: p.cpu_seconds and round(p.cpu_seconds, 3) for p in pages},
+            "slowest_cells": {p.notebook.name: p.slowest for p in pages}},
             indent=1) + "\n", encoding="utf-8")
         total = sum(p.seconds for p in pages)
         print(f"wrote {self.out / 'index.html'}: {len(pages)} notebooks in {wall:.1f} s wall on {self.jobs} "
@@ -355,11 +366,33 @@ class _Build:
         page = pages[i]
         nb.metadata["title"] = page.title  # the browser's title (nbconvert's default is "Notebook")
         nav = {"index": "index.html",
-               "previous": (pages[i - 1].name, pages[i - 1].title) if i > 0 else None,
-               "next": (pages[i + 1].name, pages[i + 1].title) if i + 1 < len(pages) else None}
+               "previous": (pages[i - 1].name, _short(pages[i - 1].title)) if i > 0 else None,
+               "next": (pages[i + 1].name, _short(pages[i + 1].title)) if i + 1 < len(pages) else None}
         body, _ = exporter.from_notebook_node(nb, resources={"course_nav": nav})
         (folder / page.name).write_text(body, encoding="utf-8")
         page.anchors = heading_anchors(body)
+
+
+def _short(title: str) -> str:
+    """A title up to its colon, for the navigation bar: ``03 · WebSockets vs webhooks``."""
+    return title.split(":")[0].strip() or title
+
+
+def slowest_cells(nb: nbformat.NotebookNode, count: int = 3) -> list[dict[str, Any]]:
+    """The ``count`` code cells that took longest (nbclient's timing metadata), with their first line."""
+    from datetime import datetime
+
+    timed = []
+    for index, cell in enumerate(nb.cells):
+        execution = cell.get("metadata", {}).get("execution", {})
+        try:
+            started = datetime.fromisoformat(execution["iopub.execute_input"].replace("Z", "+00:00"))
+            ended = datetime.fromisoformat(execution["shell.execute_reply"].replace("Z", "+00:00"))
+        except (KeyError, ValueError, AttributeError):
+            continue
+        first = next((line for line in cell.source.splitlines() if line.strip() and not line.startswith("#")), "")
+        timed.append({"cell": index, "seconds": round((ended - started).total_seconds(), 3), "first_line": first[:80]})
+    return sorted(timed, key=lambda c: -c["seconds"])[:count]
 
 
 def _cpu_seconds() -> float:
@@ -513,9 +546,9 @@ def section_anchor(page: Page, section: str) -> str | None:
 def course_questions(text: str | None = None) -> dict[int, str]:
     """Question number -> its French title, from the course text (``# Question 3 – WebSockets vs Webhooks``)."""
     if text is None:
-        from sim.data import text as preset_text
+        from sim.data import course_text
 
-        text = preset_text(COURSE_TEXT)
+        text = course_text()
     found = {}
     for match in re.finditer(r"^#\s+Question\s+(\d+)\s*[–—-]\s*(.+?)\s*$", text, flags=re.MULTILINE):
         found.setdefault(int(match.group(1)), match.group(2))
@@ -604,7 +637,10 @@ def _claims_table(claims: list[Any], pages: dict[str, Page]) -> str:
 
 def index_html(pages: list[Page], questions: dict[int, str], claims: list[Any], *,
                instructor: str | None = None, build: tuple[float, float, int] | None = None) -> str:
-    """The course's front page: how to use it, the primer, the questions in order with their claims."""
+    """The course's front page: how to use it, the primer, the questions in order with their claims.
+
+    ``questions``: number -> French title; empty (no course text), the seven questions go untitled."""
+    questions = questions or {n: "" for n in QUESTIONS}
     by_question: dict[int, list[Page]] = {}
     others: list[Page] = []
     for page in pages:
@@ -625,8 +661,8 @@ def index_html(pages: list[Page], questions: dict[int, str], claims: list[Any], 
                      + "\n".join(f"  <li>{_page_line(p)}</li>" for p in primer) + "\n</ul>")
     for number in sorted(set(questions) | set(claims_of)):
         french = questions.get(number, "")
-        heading = (f'<h2 id="question-{number}">Question {number} – '
-                   f'<span class="fr" lang="fr">{html.escape(french)}</span></h2>')
+        heading = (f'<h2 id="question-{number}">Question {number}'
+                   + (f' – <span class="fr" lang="fr">{html.escape(french)}</span>' if french else "") + "</h2>")
         mine = by_question.get(number, [])
         body = ("<ul>\n" + "\n".join(f"  <li>{_page_line(p)}</li>" for p in mine) + "\n</ul>") if mine \
             else '<p class="coming">Notebook coming.</p>'

@@ -44,3 +44,56 @@ def text(relative_path: str) -> str:
     for part in relative_path.split("/"):
         node = node / part
     return node.read_text(encoding="utf-8")
+
+
+COURSE_TEXT_NAME = "course/course-questions-and-answers.fr.md"  # inside the shared material
+COURSE_TEXT_VARIABLE = "SIM_COURSE_TEXT"  # a path to the course text, overriding the search
+
+
+def course_text_path() -> Path | None:
+    """Where the course's text is (the seven questions and their answers, in French), or None.
+
+    It is not part of the project: every developer and CI run has it in ``../shared/`` beside the
+    project's root. Looked for, in order: the file named by ``$SIM_COURSE_TEXT``; ``../shared/``
+    beside the checkout; for a git worktree, ``../shared/`` beside the main checkout."""
+    import os
+
+    given = os.environ.get(COURSE_TEXT_VARIABLE)
+    if given:
+        return Path(given) if Path(given).is_file() else None
+    for root in _checkouts():
+        candidate = root.parent / "shared" / COURSE_TEXT_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def course_text() -> str:
+    """The course's text; :class:`~sim.core.errors.UserError` naming where it was looked for if absent."""
+    from sim.core.errors import UserError
+
+    path = course_text_path()
+    if path is None:
+        import os
+
+        where = os.environ.get(COURSE_TEXT_VARIABLE) or ", ".join(
+            str(root.parent / "shared" / COURSE_TEXT_NAME) for root in _checkouts())
+        raise UserError(f"the course text is not found (looked in {where}); "
+                        f"set {COURSE_TEXT_VARIABLE} to the file course-questions-and-answers.fr.md")
+    return path.read_text(encoding="utf-8")
+
+
+def _checkouts() -> list[Path]:
+    """This checkout's root and, if it is a git worktree, the main checkout's root."""
+    root = Path(__file__).resolve().parent.parent
+    roots = [root]
+    dot_git = root / ".git"
+    try:  # a worktree's .git is a file "gitdir: <main>/.git/worktrees/NAME" holding a commondir file
+        if dot_git.is_file():
+            gitdir = Path(dot_git.read_text(encoding="utf-8").split("gitdir:", 1)[1].strip())
+            common = (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+            if common.parent not in roots:
+                roots.append(common.parent)
+    except (OSError, IndexError):
+        pass
+    return roots

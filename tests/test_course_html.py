@@ -82,16 +82,41 @@ def _parse(path):
     return parser
 
 
+def _course_titles_or_skip():
+    from sim.core.errors import UserError
+
+    try:
+        return course_questions()
+    except UserError as err:
+        pytest.skip(f"no French titles to check: {err}")
+
+
+def test_without_the_course_text_the_index_still_lists_the_seven_questions(course, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SIM_COURSE_TEXT", str(tmp_path / "absent.md"))
+    notebooks = tmp_path / "nb"
+    notebooks.mkdir()
+    _write(notebooks / "03_only.ipynb", new_markdown_cell("# 03 · Only"), new_code_cell("1"))
+    assert build_course(notebooks, tmp_path / "out", cell_timeout=120, claims=[]) == 0
+    assert "course text is not found" in capsys.readouterr().err
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert all(f'<h2 id="question-{n}">Question {n}</h2>' in index for n in range(1, 8))
+    assert index.count("Notebook coming.") == 6 and 'href="03_only.html"' in index
+
+
 def test_the_small_course_builds(course):
     assert course.status == 0
     marker = json.loads((course.out / MARKER).read_text())
     assert set(marker["seconds"]) == {"00_primer.ipynb", "01_math.ipynb", "09_last.ipynb"}
-    assert marker["jobs"] == 2 and marker["wall_seconds"] > 0
+    assert marker["jobs"] == 2 and marker["wall_seconds"] > 0 and marker["cpu_seconds"] > 0
+    assert all(v is None or v > 0 for v in marker["kernel_cpu_seconds"].values())
+    slowest = marker["slowest_cells"]["01_math.ipynb"]  # where a page's time went, cell by cell
+    assert {c["first_line"] for c in slowest} == {"import time", "import pandas as pd"}
+    assert all(c["seconds"] >= 0 for c in slowest)
 
 
 def test_index_is_a_front_page_primer_first_then_the_questions_in_order(course):
     index = (course.out / "index.html").read_text()
-    titles = course_questions()
+    titles = _course_titles_or_skip()
     assert len(titles) == 7 and titles[1] == "Services cloud temps réel"
     positions = [index.index('id="primer"')] + [index.index(f'id="question-{n}"') for n in range(1, 8)]
     assert positions == sorted(positions)
@@ -280,3 +305,19 @@ def test_every_claim_of_the_ledger_links_to_a_heading_of_its_notebook():
             body, _ = exporter.from_notebook_node(nb)
             pages[claim.notebook] = Page(Path(claim.notebook), claim.notebook, anchors=heading_anchors(body))
         assert section_anchor(pages[claim.notebook], claim.section), (claim.id, claim.notebook, claim.section)
+
+
+def test_the_course_text_is_found_through_the_variable_or_beside_the_checkout(tmp_path, monkeypatch):
+    from sim.core.errors import UserError
+    from sim.data import course_text, course_text_path
+
+    given = tmp_path / "course.md"
+    given.write_text("# Question 1 – Un titre\n", encoding="utf-8")
+    monkeypatch.setenv("SIM_COURSE_TEXT", str(given))
+    assert course_text_path() == given and course_questions() == {1: "Un titre"}
+    monkeypatch.setenv("SIM_COURSE_TEXT", str(tmp_path / "absent.md"))
+    with pytest.raises(UserError, match="SIM_COURSE_TEXT"):
+        course_text()
+    monkeypatch.delenv("SIM_COURSE_TEXT")
+    found = course_text_path()
+    assert found is None or found.parent.parent.name == "shared"
