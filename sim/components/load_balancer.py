@@ -54,7 +54,7 @@ import simpy
 
 from sim import data
 from sim.core.context import Context
-from sim.core.distributions import Distribution
+from sim.core.distributions import Distribution, Uniform
 from sim.core.errors import ParameterError
 
 POLICIES = ("round_robin", "least_connections", "random", "power_of_two", "ip_hash", "consistent_hash",
@@ -197,39 +197,6 @@ class Backend:
         return f"<Backend {self.name} active={self.active}{'' if self.healthy else ' down'}>"
 
 
-class _Draws:
-    """Uniform [0, 1) numbers drawn from a named stream in blocks (one numpy call per 4096)."""
-
-    __slots__ = ("rng", "block", "i")
-
-    def __init__(self, rng: np.random.Generator) -> None:
-        self.rng = rng
-        self.block: list[float] = []
-        self.i = 0
-
-    def __call__(self) -> float:
-        if self.i >= len(self.block):
-            self.block = self.rng.random(4096).tolist()
-            self.i = 0
-        u = self.block[self.i]
-        self.i += 1
-        return u
-
-    def take(self, n: int) -> np.ndarray:
-        """The next ``n`` numbers :meth:`__call__` would return, drawing the same blocks (the stream
-        is left where ``n`` calls would leave it)."""
-        parts = [np.asarray(self.block[self.i:], dtype=float)]
-        have = len(parts[0])
-        while have < n:
-            self.block = self.rng.random(4096).tolist()
-            self.i = 0
-            parts.append(np.asarray(self.block, dtype=float))
-            have += 4096
-        out = np.concatenate(parts)[:n]
-        self.i = len(self.block) - (have - n)
-        return out
-
-
 class LoadBalancer:
     """Routes clients to backends with ``policy`` (see the module docstring)."""
 
@@ -263,7 +230,8 @@ class LoadBalancer:
         self._point_cache: dict[str, list[int]] = {}
         self._cookie_array: np.ndarray | None = None
         self._cookie_keys: ClientKeys | None = None
-        self._uniform = _Draws(ctx.rng(f"{name}.choice"))
+        self._uniform = Uniform(0.0, 1.0).bind(ctx.rng(f"{name}.choice"))
+        """U[0, 1) draws of the random policies, one at a time (``sample``) or a block (``samples``)."""
         self.routed = 0
         """Routing decisions made."""
         self.no_backend = 0
@@ -457,7 +425,7 @@ class LoadBalancer:
                 if n_routes:
                     self._rr = int((self._rr + n_routes - 1) % n) + 1
             elif policy == "random":
-                picks = hidx[(self._uniform.take(n_routes) * n).astype(np.int64)]
+                picks = hidx[(self._uniform.samples(n_routes) * n).astype(np.int64)]
             elif policy == "modulo_hash":
                 picks = hidx[keys.key_hash[routed_clients] % np.uint64(n)]
             elif policy == "sticky_cookie":  # the first route of a client is the fallback's, then its cookie
@@ -508,7 +476,7 @@ class LoadBalancer:
         append = out.append
         policy = self.policy
         if policy == "power_of_two":
-            draws = iter(self._uniform.take(2 * int((kinds != CLOSE).sum())).tolist())
+            draws = iter(self._uniform.samples(2 * int((kinds != CLOSE).sum())).tolist())
         for kind, c in zip(kinds.tolist(), clients.tolist()):
             if kind == CLOSE:
                 i = where[c]
@@ -578,13 +546,13 @@ class LoadBalancer:
 
     def _random(self, client: ClientKey) -> Backend:
         healthy = self._healthy
-        return healthy[int(self._uniform() * len(healthy))]
+        return healthy[int(self._uniform.sample() * len(healthy))]
 
     def _power_of_two(self, client: ClientKey) -> Backend:
         healthy = self._healthy
         n = len(healthy)
-        a = healthy[int(self._uniform() * n)]
-        b = healthy[int(self._uniform() * n)]
+        a = healthy[int(self._uniform.sample() * n)]
+        b = healthy[int(self._uniform.sample() * n)]
         return b if b.active < a.active else a
 
     def _ip_hash_peer(self, client: ClientKey) -> Backend | None:
