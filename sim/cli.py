@@ -400,13 +400,15 @@ class elapsed:
         import threading
         import time
 
+        from sim.core.context import progress_shown
+
         self._stop = threading.Event()
         started = time.monotonic()
 
         def show() -> None:
             while not self._stop.wait(0.5):
                 seconds = time.monotonic() - started
-                if seconds >= self.after:
+                if seconds >= self.after and not progress_shown():  # a scenario's own bar says more
                     sys.stderr.write(f"\r{self.what} ... {seconds:.0f} s ")
                     sys.stderr.flush()
 

@@ -1,5 +1,7 @@
 """``reconnect-storm``: everyone comes back when the policy never gives up, and jitter breaks up the herd."""
 
+import sys
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -97,3 +99,13 @@ def test_bad_parameters_name_the_parameter(changes, parameter):
     with pytest.raises(ParameterError) as err:
         ReconnectStormParams(**changes)
     assert err.value.parameter == parameter
+
+
+def test_the_progress_bar_of_a_terminal_changes_nothing(monkeypatch):
+    kwargs = dict(seed=3, clients=300, strategy="full_jitter,none", crash="host", heartbeat_interval=5.0)
+    plain = sim.run("reconnect-storm", **kwargs)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as on a terminal: the run stops to redraw the bar
+    shown = sim.run("reconnect-storm", **kwargs)
+    assert shown.summary.equals(plain.summary)
+    assert shown.series["per_second"].equals(plain.series["per_second"])
+    assert shown.series["reconnect_times"].equals(plain.series["reconnect_times"])

@@ -19,10 +19,15 @@ import simpy
 from sim.core.context import Context
 from sim.core.errors import ParameterError
 from sim.core.network import Message, Network
-from sim.core.timer import Timer, cancel
+from sim.core.timer import Deadlines, Timer, cancel, deadlines
 from sim.components import frames
 
 DISCONNECTED, CONNECTING, CONNECTED = "disconnected", "connecting", "connected"
+_NAN = float("nan")
+
+
+def _connect_timed_out(client: "Client") -> None:
+    client._connect_timed_out()
 
 
 class Client:
@@ -31,7 +36,7 @@ class Client:
     __slots__ = (
         "ctx", "env", "name", "network", "server", "connect_timeout", "heartbeat_interval", "heartbeat_timeout",
         "on_message", "on_disconnect", "on_connect", "state", "connected_at", "last_heard", "close_code", "_pending",
-        "_connect_timer", "_heartbeat_timer", "received", "handshake_data",
+        "connect_deadline", "_deadlines", "_heartbeat_timer", "received", "handshake_data",
     )
 
     def __init__(self, ctx: Context, name: str, network: Network, server: str, *, connect_timeout: float = 10.0,
@@ -74,7 +79,9 @@ class Client:
         """What the opening handshake carries besides the upgrade itself (e.g. the client's
         address and a bearer token, for a server's gate); None by default."""
         self._pending: simpy.Event | None = None
-        self._connect_timer: Timer | None = None
+        self.connect_deadline = _NAN
+        """When the handshake under way times out (nan: none under way)."""
+        self._deadlines: Deadlines | None = None
         self._heartbeat_timer: Timer | None = None
         network.attach(name, self._on_frame)
 
@@ -93,15 +100,18 @@ class Client:
             raise RuntimeError(f"{self.name} is {self.state}; connect() needs a disconnected client")
         self.state = CONNECTING
         self.network.send(self.name, self.server, (frames.CONNECT, self.handshake_data), frames.HANDSHAKE_BYTES)
-        self._connect_timer = Timer(self.env, self.connect_timeout, self._connect_timed_out)
+        # nearly every handshake is answered long before its timeout: one shared queue of
+        # deadlines instead of a simpy event each (see Deadlines)
+        queue = self._deadlines
+        if queue is None or queue.delay != self.connect_timeout:
+            queue = self._deadlines = deadlines(self.env, self.connect_timeout, _connect_timed_out, "connect_deadline")
+        queue.add(self)
 
     def _connect_timed_out(self) -> None:
-        self._connect_timer = None
         self._settle("timeout")
 
     def _settle(self, outcome: str) -> None:
-        cancel(self._connect_timer)  # the handshake is over, whichever way
-        self._connect_timer = None
+        self.connect_deadline = _NAN  # the handshake is over, whichever way
         if outcome == "accepted":
             self.state = CONNECTED
             self.connected_at = self.last_heard = self.env.now

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import sys
+from typing import Callable
 
 import numpy as np
 import simpy
@@ -55,3 +57,49 @@ class Context:
     def run(self, until: float | simpy.Event | None = None) -> None:
         """Advance the simulation (``until`` is a time in seconds or an event)."""
         self.env.run(until=until)
+
+
+def run_with_progress(env: simpy.Environment, until: float, desc: str,
+                      status: Callable[[], str] | None = None, steps: int = 200) -> None:
+    """``env.run(until=until)``, with a progress bar of simulated time when stderr is a terminal.
+
+    Off a terminal (notebooks, tests, pipes) it is one ``env.run``. On one, the run stops
+    ``steps`` times to redraw the bar (``status()`` adds e.g. the attempts so far): each stop is
+    an urgent event of simpy's own that runs before anything else due at that instant and does
+    nothing else, so the run is the same event for event.
+    """
+    global _bars
+    if not sys.stderr.isatty():
+        env.run(until=until)
+        return
+    from tqdm.auto import tqdm
+
+    _bars += 1
+    try:
+        _run_with_bar(env, until, desc, status, steps, tqdm)
+    finally:
+        _bars -= 1
+
+
+_bars = 0  # progress bars being drawn now
+
+
+def progress_shown() -> bool:
+    """True while :func:`run_with_progress` draws a bar (the CLI's own ticker then keeps quiet)."""
+    return _bars > 0
+
+
+def _run_with_bar(env: simpy.Environment, until: float, desc: str, status: Callable[[], str] | None, steps: int,
+                  tqdm) -> None:
+    start = env.now
+    with tqdm(total=round(until - start, 3), desc=desc, unit="sim s", file=sys.stderr, dynamic_ncols=True,
+              leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} sim s "
+                                      "[{elapsed}<{remaining}]{postfix}") as bar:
+        for k in range(1, steps + 1):
+            stop = start + (until - start) * k / steps if k < steps else until
+            if stop > env.now:
+                env.run(until=stop)
+            bar.n = round(env.now - start, 3)
+            if status is not None:
+                bar.set_postfix_str(status(), refresh=False)
+            bar.refresh()

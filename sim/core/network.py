@@ -78,15 +78,18 @@ class Message:
 
 
 class _Link:
-    __slots__ = ("spec", "latency", "last_arrival", "rng")
+    __slots__ = ("spec", "latency", "last_arrival", "rng", "plain", "sample")
 
     def __init__(self, spec: LinkSpec, rng: np.random.Generator, latency: Distribution) -> None:
         self.spec = spec
         self.rng = rng
         """Decides loss, duplication and forced reordering."""
         self.latency = latency
+        self.sample = latency.sample
         self.last_arrival = 0.0
         """Arrival time of the latest message, for FIFO links."""
+        self.plain = not (spec.loss or spec.duplication or spec.reorder or spec.fifo)
+        """Only a latency: no random draw besides it, nothing to remember (the fast path of send)."""
 
 
 class Network:
@@ -105,6 +108,9 @@ class Network:
         self._partitions: dict[str, list[tuple[float, float, frozenset[str], frozenset[str] | None]]] = {}
         self._cuts = 0  # index entries not yet forgotten, to skip the check when there are none
         self._next_id = 0
+        self._all_default = True  # no pair has its own spec and the default is not FIFO: one shared link
+        if self.default.fifo:
+            self._all_default = False
         # accounting (plain ints: this is the hot path)
         self.sent = 0
         self.delivered = 0
@@ -128,6 +134,7 @@ class Network:
 
     def link(self, a: str, b: str, spec: LinkSpec, *, both_ways: bool = True) -> None:
         """Give the pair ``a -> b`` (and ``b -> a``) its own behaviour instead of the default."""
+        self._all_default = False
         self._specs[(a, b)] = spec
         self._links.pop((a, b), None)
         if both_ways:
@@ -211,16 +218,22 @@ class Network:
     # --- sending ------------------------------------------------------------------------
     def send(self, src: str, dst: str, payload: Any = None, size_bytes: int = 0) -> Message:
         """Send one message; it reaches ``dst``'s handler after the link's latency, unless dropped."""
-        self._next_id += 1
-        now = self.env.now
-        msg = Message(src, dst, payload, size_bytes, now, self._next_id, False)
+        self._next_id = ident = self._next_id + 1
+        env = self.env
+        msg = Message(src, dst, payload, size_bytes, env.now, ident, False)
         self.sent += 1
         self.bytes_sent += size_bytes
-        link = self._link(src, dst)
+        link = self._shared if self._all_default else self._link(src, dst)
+        if link is not None and link.plain and not self._cuts:
+            # the hot path (a herd of handshakes): nothing but the latency can happen to it
+            env.timeout(link.sample(), msg).callbacks.append(self._arrive)
+            return msg
+        if link is None:
+            link = self._link(src, dst)
         spec = link.spec
         if spec.duplication and link.rng.random() < spec.duplication:
             self.duplicated += 1
-            self._transmit(link, Message(src, dst, payload, size_bytes, now, msg.id, True))
+            self._transmit(link, Message(src, dst, payload, size_bytes, msg.sent_at, msg.id, True))
         self._transmit(link, msg)
         return msg
 

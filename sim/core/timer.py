@@ -4,7 +4,10 @@ an epoch or session counter and comparing it when the timeout fires."""
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+import weakref
+from collections import deque
+from typing import Any, Callable
 
 import simpy
 
@@ -39,4 +42,77 @@ def cancel(timer: Timer | None) -> None:
         timer.active = False
 
 
-__all__ = ["Timer", "cancel"]
+class Deadlines:
+    """Many timers of the same length ``delay`` that are nearly always cancelled (connect timeouts).
+
+    A :class:`Timer` costs one simpy event even when it is cancelled, and sits in simpy's queue
+    until then; here the deadlines wait in one FIFO (they come due in the order they were set,
+    since they all have the same length) and one simpy event at a time stands for the earliest
+    live one. An owner waits for a deadline by keeping it in its attribute ``attr``
+    (:meth:`add` sets it); it cancels by changing that attribute (e.g. to nan). When the deadline
+    comes, at exactly the time a Timer would have fired, the attribute is set to nan and
+    ``callback(owner)`` is called. Deadlines that fall due at the same instant are served in the
+    order they were set, as Timers would be.
+    """
+
+    __slots__ = ("env", "delay", "callback", "attr", "_queue", "_armed_for", "__weakref__")
+
+    def __init__(self, env: simpy.Environment, delay: float, callback: Callable[[Any], None],
+                 attr: str = "deadline") -> None:
+        self.env = env
+        self.delay = delay
+        self.callback = callback
+        self.attr = attr
+        self._queue: deque[tuple[float, Any]] = deque()
+        self._armed_for = math.nan  # deadline of the simpy event in flight (nan: none)
+
+    def add(self, owner: Any) -> float:
+        """Wait ``delay`` seconds on behalf of ``owner``; returns (and stores in ``owner``) the deadline."""
+        env = self.env
+        deadline = env.now + self.delay  # the very sum simpy makes for a timeout of `delay`
+        setattr(owner, self.attr, deadline)
+        self._queue.append((deadline, owner))
+        if self._armed_for != self._armed_for:  # nan: nothing armed
+            self._armed_for = deadline
+            env.timeout(self.delay).callbacks.append(self._due)
+        return deadline
+
+    def _due(self, _event: simpy.Event) -> None:
+        now = self.env.now
+        queue, attr, callback = self._queue, self.attr, self.callback
+        while queue and queue[0][0] <= now:
+            deadline, owner = queue.popleft()
+            if getattr(owner, attr) == deadline:
+                setattr(owner, attr, math.nan)
+                callback(owner)
+        while queue and getattr(queue[0][1], attr) != queue[0][0]:  # cancelled since: forget them
+            queue.popleft()
+        if not queue:
+            self._armed_for = math.nan
+            return
+        deadline = queue[0][0]
+        delay = deadline - now
+        while now + delay < deadline:  # simpy adds now + delay: land on the deadline exactly
+            delay = math.nextafter(delay, math.inf)
+        while delay > 0 and now + delay > deadline:
+            delay = math.nextafter(delay, -math.inf)
+        self._armed_for = deadline
+        self.env.timeout(delay).callbacks.append(self._due)
+
+
+_DEADLINES: "weakref.WeakKeyDictionary[simpy.Environment, dict[tuple, Deadlines]]" = weakref.WeakKeyDictionary()
+
+
+def deadlines(env: simpy.Environment, delay: float, callback: Callable[[Any], None], attr: str = "deadline") -> Deadlines:
+    """The one :class:`Deadlines` of ``env`` for this delay, callback and attribute (created on first use)."""
+    per_env = _DEADLINES.get(env)
+    if per_env is None:
+        per_env = _DEADLINES[env] = {}
+    key = (delay, callback, attr)
+    found = per_env.get(key)
+    if found is None:
+        found = per_env[key] = Deadlines(env, delay, callback, attr)
+    return found
+
+
+__all__ = ["Deadlines", "Timer", "cancel", "deadlines"]
