@@ -4,7 +4,8 @@ Each command runs ``--repeat`` times in a fresh interpreter; the best wall time 
 noisy machines). ``--tree DIR`` times another checkout of the project (e.g. an older commit made
 with ``git worktree add /tmp/old COMMIT``) through ``PYTHONPATH``, for a before/after table.
 Target: list, describe and --help well under 0.5 s (the catalog cache warm, as after the first call);
-``run X`` imports X's module only, not every scenario (the last line counts them).
+``run X`` imports X's module only, not every scenario (the last line counts them); a line gives the
+import time of ``list`` (``-X importtime``) and its costliest imports.
 
     python benchmarks/bench_startup.py [--repeat 5] [--tree DIR]
 """
@@ -56,10 +57,35 @@ def main() -> int:
         seconds = best(argv, args.repeat, env, cwd)
         mark = "" if argv[0] == "run" else ("  ok" if seconds < TARGET else f"  ABOVE {TARGET} s")
         print(f"python -m sim {' '.join(argv):<48} {seconds:6.3f} s{mark}")
+    total, top = import_time(env, cwd)
+    print(f"import time of `python -m sim list` (-X importtime): {total:.3f} s; largest: "
+          + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in top))
     imported = subprocess.run([sys.executable, "-c", MODULES], env=env, cwd=cwd, capture_output=True,
                               text=True).stdout.strip()
     print(f"scenario modules imported by `run queue`: {imported or '?'} (goal: 1)")
     return 0
+
+
+def import_time(env: dict, cwd: str | None, top: int = 3) -> tuple[float, list[tuple[str, float]]]:
+    """Seconds ``python -m sim list`` spends importing (the sum of its top-level imports, by
+    ``-X importtime``, best of three) and its ``top`` costliest top-level imports."""
+    best: tuple[float, list[tuple[str, float]]] | None = None
+    for _ in range(3):
+        err = subprocess.run([sys.executable, "-X", "importtime", "-m", "sim", "list"], env=env, cwd=cwd, check=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True).stderr
+        modules = []
+        for line in err.splitlines():
+            if not line.startswith("import time:") or "|" not in line or "cumulative" in line:
+                continue
+            _, cumulative, name = line.split("|")
+            if not name.startswith(" ") or name.startswith("  "):
+                continue  # nested: counted in its importer's cumulative time
+            modules.append((name.strip(), int(cumulative) / 1e6))
+        total = sum(seconds for _, seconds in modules)
+        if best is None or total < best[0]:
+            best = (total, sorted(modules, key=lambda m: -m[1])[:top])
+    assert best is not None
+    return best
 
 
 def _bare(env: dict) -> float:

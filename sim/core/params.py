@@ -181,6 +181,15 @@ class Params:
                 worst, worst_ratio = name, ratio
         return estimate, worst, factors.count(worst) if worst else 1
 
+    def work_warning(self, above: float = 60.0) -> str | None:
+        """One line to show before a run estimated to take more than ``above`` seconds (it names
+        the parameter that grew most), or None. Notebooks print it before their long cells."""
+        estimate, worst, _ = self.estimated_seconds()
+        if worst is None or not estimate > above:
+            return None
+        return (f"this run is estimated at about {estimate:.0f} s here, mostly because of {worst}="
+                f"{_show(getattr(self, worst))}: make {worst} smaller for a quick look")
+
     def check_work(self, force: bool = False) -> None:
         """Refuse (:class:`WorkError`) a run estimated to take more than ``REASONABLE_SECONDS``.
 
