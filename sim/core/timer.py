@@ -70,8 +70,13 @@ class Deadlines:
         """Wait ``delay`` seconds on behalf of ``owner``; returns (and stores in ``owner``) the deadline."""
         env = self.env
         deadline = env.now + self.delay  # the very sum simpy makes for a timeout of `delay`
-        setattr(owner, self.attr, deadline)
-        self._queue.append((deadline, owner))
+        attr, queue = self.attr, self._queue
+        # forget the oldest deadlines already cancelled, so the queue holds about as many as are
+        # live (a herd retrying at once sets thousands a second and cancels each within a round trip)
+        while queue and getattr(queue[0][1], attr) != queue[0][0]:
+            queue.popleft()
+        setattr(owner, attr, deadline)
+        queue.append((deadline, owner))
         if self._armed_for != self._armed_for:  # nan: nothing armed
             self._armed_for = deadline
             env.timeout(self.delay).callbacks.append(self._due)
