@@ -426,12 +426,24 @@ def test_counted_idle_time_agrees_with_simulating_it_over_seeds(transport: str) 
     """With a random latency the two differ by fractions of a round trip: the mean difference over
     seeds must be indistinguishable from 0 (its 99 % interval holds 0) or negligible (< 0.5 %)."""
     p = PushVsWebhookParams(**AGREE)
-    for col in ("bytes_per_event", "requests_per_event", "connection_seconds"):
-        diffs, scale = [], []
-        for seed in range(1, 9):
-            a = simulate(p, transport, 0.01, seed)
-            b = simulate(p.replace(idle="simulated"), transport, 0.01, seed)
-            diffs.append(a[col] - b[col])
-            scale.append(b[col])
+    pairs = [(simulate(p, transport, 0.01, seed), simulate(p.replace(idle="simulated"), transport, 0.01, seed))
+             for seed in range(1, 9)]
+    for col in ("bytes_per_event", "requests_per_event", "connection_seconds", "lost"):
+        diffs = [a[col] - b[col] for a, b in pairs]
         mean, low, high = mean_ci(diffs, 0.99)
-        assert low <= 0 <= high or abs(mean) < 0.005 * np.mean(scale), (col, diffs)
+        scale = np.mean([b[col] for _, b in pairs])
+        assert not any(diffs) or low <= 0 <= high or abs(mean) < 0.005 * scale, (col, diffs)
+
+
+def test_simulating_idle_time_at_low_rates_is_refused_with_the_estimate() -> None:
+    """10,000 events at one a day with every ping simulated would run for an hour: refused, naming
+    events; the same counted, or simulated over a short horizon, is fine."""
+    from sim.core.params import WorkError
+    p = PushVsWebhookParams(idle="simulated", events=10_000)
+    with pytest.raises(WorkError) as err:
+        p.check_work()
+    assert err.value.parameter == "events"
+    p.replace(idle="counted").check_work()
+    PushVsWebhookParams(**AGREE, idle="simulated").check_work()   # the agreement tests' runs
+    assert p.estimated_seconds()[0] > 10 * p.replace(idle="counted").estimated_seconds()[0]
+    assert cli_main(["run", "push-vs-webhook", "--set", "idle=simulated", "--set", "events=10000"]) == 2
