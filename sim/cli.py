@@ -215,6 +215,20 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     _force_option(parser)
 
 
+@subcommand("claims", help="list the course's claims with their verdicts; --check runs the checks behind them",
+            handler="sim.claims:cli_main",
+            description="List every claim of the course's answers (data/claims.json) with its verdict. --check "
+                        "runs each selected claim's check (its scenario over several seeds, 95 % intervals) and "
+                        "exits 1 if one no longer supports its verdict.")
+def _claims_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ids", nargs="*", metavar="ID", help="claim ids such as 3B-2 (default: every claim)")
+    parser.add_argument("--question", type=int, default=None, help="only the claims of question N (1-7)")
+    parser.add_argument("--verdict", default=None, help="only the claims with this verdict")
+    parser.add_argument("--check", action="store_true", help="run the checks behind the verdicts")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also the English, the reason and the section")
+    parser.add_argument("--ledger", default=None, help=argparse.SUPPRESS)  # another ledger file (tests)
+
+
 @subcommand("course", help="execute every notebook headless and write the HTML course",
             handler=lambda args: _course(args),
             description="Execute every notebook in NOTEBOOKS and write one HTML page per notebook plus "
