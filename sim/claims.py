@@ -348,6 +348,11 @@ def cli_main(args) -> int:
             except ClaimNotSupported as err:
                 evidence, status = str(err), "FAIL"
                 failed += 1
+            except UserError:
+                raise
+            except Exception as err:  # a check that crashes (a renamed column, ...) fails, it does not stop the list
+                evidence, status = f"the check crashed: {type(err).__name__}: {err}".replace("\n", " "), "ERROR"
+                failed += 1
             print(f"        {status} ({time.process_time() - start:.1f} s CPU) {evidence}", flush=True)
     counts = {v: sum(c.verdict == v for c in chosen) for v in VERDICTS}
     print(f"{len(chosen)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
