@@ -142,7 +142,9 @@ def parse_claims(text: str) -> list[Claim]:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise LedgerError(f"claims.json: not JSON: {err}") from None
-    if isinstance(data, dict):
+    if isinstance(data, dict):  # the ledger's form: {"_about": ..., "verdicts": [...], "claims": [...]}
+        if "verdicts" in data and data["verdicts"] != list(VERDICTS):
+            raise LedgerError(f"claims.json: 'verdicts' must list {', '.join(VERDICTS)}")
         data = data.get("claims")
     if not isinstance(data, list):
         raise LedgerError("claims.json: must hold a list of claims (or an object with a 'claims' list)")

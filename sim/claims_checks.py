@@ -346,11 +346,21 @@ def q2b_live_role_change_needs_push_or_recheck():
 
 
 # --- question 3: push-vs-webhook -------------------------------------------------------------------
+def _keep_alive(seconds: float | None) -> dict:
+    """The sender's HTTP keep-alive (``None``: a new connection per POST), under the scenario's name for it."""
+    import sim
+
+    names = sim.get("push-vs-webhook").params_type().to_dict()
+    return {"http_keep_alive" if "http_keep_alive" in names else "keep_alive": seconds}
+
+
 def _q3(**kw):
     from sim.core import Constant
 
     d = nb(NB3)
-    base = dict(seed=d["SEED"], events=d["EVENTS"], latency=Constant(0.05), replications=REPLICATIONS)
+    # a new connection per POST unless a check says otherwise: the course's « pas de connexion persistante »
+    base = dict(seed=d["SEED"], events=d["EVENTS"], latency=Constant(0.05), replications=REPLICATIONS,
+                **_keep_alive(None))
     base.update(kw)
     return run("push-vs-webhook", **base)
 
@@ -405,8 +415,18 @@ def q3b_persistent_costly_at_low_rates():
                    c["websocket", lo], c["webhook", lo], c["websocket", hi], c["webhook", hi])
 
 
-def q3b_webhook_light_below_crossover():
-    return q3b_persistent_costly_at_low_rates()
+def q3b_webhook_light_only_for_rare_events():
+    d = nb(NB3)
+    r = _q3_sweep()
+    lo, hi = min(d["RATES"]), max(d["RATES"])
+    c, _, _ = _crossing()
+    b = {(t, rate): col(r, "bytes_per_event", f"{t} bytes per event at {rate:.3g}/s", transport=t,
+                        event_rate_per_s=rate)
+         for t in ("websocket", "webhook") for rate in (lo, hi)}
+    rare = c["webhook", lo].below(c["websocket", lo]) and b["webhook", lo].below(b["websocket", lo])
+    steady = c["websocket", hi].below(c["webhook", hi]) and b["websocket", hi].below(b["webhook", hi])
+    return require(rare and steady, c["webhook", lo], c["websocket", lo], b["webhook", lo], b["websocket", lo],
+                   c["webhook", hi], c["websocket", hi], b["webhook", hi], b["websocket", hi])
 
 
 def q3b_webhook_simple_post():
@@ -435,7 +455,7 @@ def q3b_webhook_needs_a_server_up():
 
 def q3b_delay_is_setup_and_retries():
     r = _q3_latency()
-    ka = _q3(event_rates=(nb(NB3)["LATENCY_RATE"],), outage_every=None, transport="webhook", keep_alive=30.0)
+    ka = _q3(event_rates=(nb(NB3)["LATENCY_RATE"],), outage_every=None, transport="webhook", **_keep_alive(30.0))
     ws = col(r, "latency_p50_s", "WebSocket median", transport="websocket")
     new = col(r, "latency_p50_s", "webhook, new connection", transport="webhook")
     kept = col(ka, "latency_p50_s", "webhook, keep-alive")
@@ -472,7 +492,8 @@ def q3c_at_least_once_not_at_once():
 
     d = nb(NB3)
     r = run("push-vs-webhook", seed=d["SEED"], transport="webhook", provider="shopify", events=d["EVENTS"],
-            event_rates=(0.1,), outage_every=None, receiver_processing=Uniform(0.0, 7.0), replications=REPLICATIONS)
+            event_rates=(0.1,), outage_every=None, receiver_processing=Uniform(0.0, 7.0),
+            replications=REPLICATIONS)  # as section 6: the scenario's own latency and keep-alive
     dups = col(r, "duplicates", "duplicates reaching a slow receiver (Shopify, 5 s timeout)")
     late = col(_q3_outage(transport="webhook"), "after_outage_delay_mean_s", "Stripe delay after an outage")
     return require(dups.above(0) and late.above(60.0), dups, late)
