@@ -179,33 +179,11 @@ def get_claim(claim_id: str) -> Claim:
 
 
 def course_text() -> str:
-    """The course's answers, in French, as the ledger quotes them (``sim.data.course_text``: the shared
+    """The course's answers, in French, as the ledger quotes them: :func:`sim.data.course_text` (the shared
     course file beside the checkout; a :class:`~sim.core.errors.UserError` naming where it looked if absent)."""
     from sim import data
 
-    if hasattr(data, "course_text"):
-        return data.course_text()
-    return _course_text_fallback()
-
-
-def _course_text_fallback() -> str:
-    # until sim.data.course_text lands: $SIM_COURSE_TEXT, else ../shared/course/ beside the checkout
-    # or beside the main checkout of a git worktree
-    import os
-
-    root = Path(__file__).resolve().parent.parent
-    candidates = [Path(os.environ["SIM_COURSE_TEXT"])] if os.environ.get("SIM_COURSE_TEXT") else []
-    candidates.append(root.parent / "shared" / "course" / COURSE_TEXT)
-    git = root / ".git"
-    if git.is_file():  # a worktree: "gitdir: <main>/.git/worktrees/NAME"
-        gitdir = Path(git.read_text(encoding="utf-8").split(":", 1)[1].strip())
-        common = gitdir / "commondir"
-        main_git = (gitdir / common.read_text(encoding="utf-8").strip()).resolve() if common.is_file() else gitdir
-        candidates.append(main_git.parent.parent / "shared" / "course" / COURSE_TEXT)
-    for path in candidates:
-        if path.is_file():
-            return path.read_text(encoding="utf-8")
-    raise LedgerError(f"the course text {COURSE_TEXT} is not in any of: {', '.join(map(str, candidates))}")
+    return data.course_text()
 
 
 def resolve_check(claim: Claim) -> Callable[[], str]:
