@@ -99,10 +99,18 @@ class GaugeChild:
             self.history.append((now, value))
 
     def inc(self, amount: float = 1.0) -> None:
-        self.set(self.value + amount)
+        # set(value + amount) written out: clients connecting and leaving move gauges on hot paths
+        now = self._env.now
+        cell = self._value
+        value = cell._value
+        self._area += value * (now - self._since)
+        self._since = now
+        cell._value = value = value + amount
+        if self.history is not None:
+            self.history.append((now, value))
 
     def dec(self, amount: float = 1.0) -> None:
-        self.set(self.value - amount)
+        self.inc(-amount)
 
     def reset_average(self) -> None:
         """Start the time average afresh from now (e.g. at the end of a warm-up)."""
@@ -313,7 +321,11 @@ class Metrics:
         self.registry = pc.CollectorRegistry(auto_describe=True)
         """This run's prometheus_client registry (serve it with ``prometheus_client.start_http_server``)."""
         self._families: dict[str, MetricFamily] = {}
-        self._scrapes: list[tuple] = []
+        self._own = Scraper(self)
+        self._scrapers: list[Scraper] = []
+        self.probes: dict[str, object] = {}
+        """Objects that feed this registry, by key (e.g. ``reconnect_tracker:<clients>``), so that a
+        run has one of each."""
 
     def _family(self, kind: type, name: str, labelnames: Iterable[str]) -> MetricFamily | None:
         existing = self._families.get(name)
@@ -350,6 +362,23 @@ class Metrics:
     def names(self) -> list[str]:
         return sorted(self._families)
 
+    def total(self, name: str, **labels: object) -> float:
+        """Sum of the counter or gauge ``name`` over its series whose labels include ``labels``
+        (PromQL's ``sum(name{k="v"})``); 0 when no series exists yet."""
+        family = self._families.get(name)
+        if family is None:
+            return 0.0
+        if isinstance(family, Histogram):
+            raise ValueError(f"{name} is a histogram: read its children's count or sum")
+        if not labels:
+            return sum(child.value for child in family._children.values())  # type: ignore[attr-defined]
+        unknown = set(labels) - set(family.labelnames)
+        if unknown:
+            raise ValueError(f"{name} has no label {sorted(unknown)[0]!r} (its labels: {family.labelnames})")
+        where = [(family.labelnames.index(k), str(v)) for k, v in labels.items()]
+        return sum(child.value for key, child in family._children.items()  # type: ignore[attr-defined]
+                   if all(key[i] == v for i, v in where))
+
     def exposition(self) -> bytes:
         """The registry in Prometheus' text exposition format, as served on ``/metrics``."""
         return pc.generate_latest(self.registry)
@@ -385,31 +414,25 @@ class Metrics:
         """Current value of every series: columns ``name, kind, <label columns>, value``."""
         return _tidy([{"name": n, "kind": k, **lab, "value": v} for n, k, lab, v in self._rows()])
 
-    def scrape(self) -> None:
-        """Record every series at the current simulated time."""
-        now = self.env.now
-        self._scrapes.extend((now, n, k, lab, v) for n, k, lab, v in self._rows())
+    def scrape(self, at: float | None = None) -> None:
+        """Record every series now (dated ``at`` if given), in the registry's own scrapes."""
+        self._own.scrape(at)
 
-    def scrape_every(self, interval: float, until: float | None = None) -> simpy.Process:
-        """Start a process that scrapes every ``interval`` seconds (like ``scrape_interval``)."""
-        if not interval > 0:
-            raise ValueError(f"scrape interval must be > 0 s, got {interval!r}")
-
-        start = self.env.now
-
-        def scraper(env: simpy.Environment):
-            k = 0
-            # times computed as start + k * interval, not accumulated, so no scrape is lost to rounding
-            while until is None or start + k * interval <= until + 1e-9 * interval:
-                yield env.timeout(max(0.0, start + k * interval - env.now))
-                self.scrape()
-                k += 1
-
-        return self.env.process(scraper(self.env))
+    def scrape_every(self, interval: float, until: float | None = None, *, offset: float = 0.0,
+                     names: Iterable[str] | None = None, stop: simpy.Event | None = None) -> "Scraper":
+        """Start a :class:`Scraper` of this registry every ``interval`` seconds from now + ``offset``
+        (like ``scrape_interval``); its scrapes are also part of :meth:`scrapes_frame`."""
+        scraper = Scraper(self, interval, offset=offset, until=until, names=names, stop=stop)
+        self._scrapers.append(scraper)
+        return scraper
 
     def scrapes_frame(self) -> pd.DataFrame:
-        """Every scrape: columns ``time_s, name, kind, <label columns>, value``."""
-        return _tidy([{"time_s": t, "name": n, "kind": k, **lab, "value": v} for t, n, k, lab, v in self._scrapes])
+        """Every scrape made by :meth:`scrape` and :meth:`scrape_every`, by time: columns ``time_s,
+        name, kind, <label columns>, value``."""
+        samples = [*self._own.samples, *(s for scraper in self._scrapers for s in scraper.samples)]
+        if self._scrapers:
+            samples.sort(key=lambda sample: sample[0])  # stable: a scrape's rows stay in order
+        return _tidy([{"time_s": t, "name": n, "kind": k, **lab, "value": v} for t, n, k, lab, v in samples])
 
     def observations_frame(self, name: str) -> pd.DataFrame:
         """Raw observations of a histogram that keeps them: columns ``<labels>, value``."""
@@ -433,6 +456,80 @@ class Metrics:
             rows.extend({"time_s": t, **labels, "value": v} for t, v in child.history)  # type: ignore[attr-defined]
         frame = _tidy(rows, columns=["time_s", *family.labelnames, "value"])
         return frame.sort_values("time_s", kind="stable").reset_index(drop=True)
+
+
+class Scraper:
+    """A simulated Prometheus scraper: reads ``metrics`` every ``interval`` seconds of simulated
+    time from now + ``offset`` until ``until`` (keeping only the families in ``names``, when
+    given), and stops for good once the event ``stop`` has triggered; ``frame()`` is the tidy
+    series. Without ``interval`` it scrapes only when :meth:`scrape` is called.
+
+    Prometheus pulls: every ``scrape_interval`` it reads the target's ``/metrics`` and stores one
+    sample per series with the scrape's timestamp, so whatever happens between two scrapes is
+    seen only through what it leaves in the values (a counter keeps the count of a burst; a
+    gauge that rose and fell back in between is never seen at its peak). Simplifications: a
+    scrape is instantaneous and never fails; the first one is at ``offset`` (Prometheus spreads
+    targets over the interval with a per-target offset)."""
+
+    def __init__(self, metrics: Metrics, interval: float | None = None, *, offset: float = 0.0,
+                 until: float | None = None, names: Iterable[str] | None = None,
+                 stop: simpy.Event | None = None) -> None:
+        if interval is not None and not interval > 0:
+            raise ValueError(f"scrape_interval must be > 0 s, got {interval!r}")
+        if not offset >= 0:
+            raise ValueError(f"scrape offset must be >= 0 s, got {offset!r}")
+        self.metrics = metrics
+        self.interval = None if interval is None else float(interval)
+        """Seconds between scrapes (Prometheus' ``scrape_interval``)."""
+        self.offset = float(offset)
+        self.names = None if names is None else frozenset(names)
+        """The metric families kept (``None``: all)."""
+        self.until = until
+        self.stop = stop
+        self.samples: list[tuple] = []
+        """``(time_s, sample name, kind, labels dict, value)``, one per series per scrape."""
+        self.scrape_times: list[float] = []
+        self._starts: list[int] = []  # index in samples of each scrape's first row
+        env = metrics.env
+        self.process: simpy.Process | None = env.process(self._run(env)) if interval is not None else None
+
+    def _run(self, env: simpy.Environment):
+        start, interval, until, stop = env.now + self.offset, self.interval, self.until, self.stop
+        k = 0
+        # times computed as start + k * interval, not accumulated, so no scrape is lost to rounding
+        while until is None or start + k * interval <= until + 1e-9 * interval:
+            yield env.timeout(max(0.0, start + k * interval - env.now))
+            if stop is not None and stop.triggered:
+                return
+            self.scrape()
+            k += 1
+
+    def scrape(self, at: float | None = None) -> None:
+        """One scrape now (dated ``at`` if given, e.g. a last one after the run, dated by the last change)."""
+        now = self.metrics.env.now if at is None else at
+        self.scrape_times.append(now)
+        self._starts.append(len(self.samples))
+        self.samples.extend((now, n, k, lab, v) for n, k, lab, v in self.metrics._rows(self.names))
+
+    def totals(self) -> list[tuple[float, dict[str, float]]]:
+        """Per scrape, its time and each family's sum over its series (``sum by () (name)``);
+        a histogram gives its ``_count`` and ``_sum`` under those sample names."""
+        out = []
+        for i, start in enumerate(self._starts):
+            end = self._starts[i + 1] if i + 1 < len(self._starts) else len(self.samples)
+            sums: dict[str, float] = {}
+            for _t, name, kind, _labels, value in self.samples[start:end]:
+                if not name.endswith("_bucket"):
+                    sums[name] = sums.get(name, 0.0) + value
+            out.append((self.scrape_times[i], sums))
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        """Every sample: columns ``time_s, name, kind, <label columns>, value``."""
+        frame = _tidy([{"time_s": t, "name": n, "kind": k, **lab, "value": v} for t, n, k, lab, v in self.samples])
+        if not len(frame):
+            frame = _tidy([], columns=["time_s", "name", "kind", "value"])
+        return frame
 
 
 def _tidy(rows: list[dict], columns: list[str] | None = None) -> pd.DataFrame:
