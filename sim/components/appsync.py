@@ -500,13 +500,12 @@ class AppSyncClient:
 
     def __init__(self, ctx, name: str, network, service: str, identity: Identity, *, policy=None, tracker=None) -> None:
         from sim.components.backoff import make_backoff
-        from sim.components.resilient_client import ReconnectTracker
 
         self.ctx, self.env, self.name, self.network = ctx, ctx.env, name, network
         self.identity = identity
         self.service_https = f"{service}.https"
         self.conn = _ka_client_class()(ctx, name, network, service, policy or make_backoff("full_jitter"),
-                                        tracker or ReconnectTracker(), ctx.rng("appsync.client.jitter").random,
+                                        tracker, ctx.rng("appsync.client.jitter").random,
                                         on_message=self._on_message, on_connect=self._on_connect,
                                         on_disconnect=self._on_disconnect)
         self.https = f"{name}.https"

@@ -929,14 +929,14 @@ class RealtimeClient:
     def __init__(self, ctx, name: str, network, server: str, *, auth: dict | None = None, policy=None,
                  tracker=None, heartbeat_interval: float | None = -1.0) -> None:
         from sim.components.backoff import make_backoff
-        from sim.components.resilient_client import ReconnectTracker, ResilientClient
+        from sim.components.resilient_client import ResilientClient
 
         self.ctx, self.env, self.name = ctx, ctx.env, name
         self.auth = auth
         if heartbeat_interval == -1.0:
             heartbeat_interval = presets()["defaults"]["client_heartbeat_s"]["value"]
         self.conn = ResilientClient(ctx, name, network, server, policy or make_backoff("firebase_rtdb"),
-                                    tracker or ReconnectTracker(), ctx.rng("rtdb.client.jitter").random,
+                                    tracker, ctx.rng("rtdb.client.jitter").random,
                                     heartbeat_interval=heartbeat_interval,
                                     on_message=self._on_message, on_connect=self._on_connect,
                                     on_disconnect=self._on_disconnect)

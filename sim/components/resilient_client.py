@@ -23,37 +23,160 @@ import simpy
 from sim.components.backoff import Backoff, BackoffState
 from sim.components.client import DISCONNECTED, Client
 from sim.core.context import Context
+from sim.core.metrics import Metrics
 from sim.core.network import Network
 
 
+#: Bucket bounds of ``reconnect_duration_seconds`` (a reconnection takes from a round trip to minutes).
+RECONNECT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
 class ReconnectTracker:
-    """What many resilient clients did, binned by second of simulated time."""
+    """What many resilient clients did, as a monitoring system sees it.
 
-    __slots__ = ("attempts", "refused", "timeouts", "reconnect_times", "gave_up", "connected", "last_reconnect_at",
-                 "bin_s", "no_endpoint")
+    The counts are series of a metrics registry (:class:`~sim.core.metrics.Metrics`), labelled
+    ``clients=<name>``: ``reconnect_attempts_total``, ``reconnect_refused_total``,
+    ``reconnect_timeouts_total``, ``reconnect_no_endpoint_total``, ``reconnect_gave_up_total``,
+    ``reconnect_connections_lost_total``, the gauge ``reconnect_clients_connected`` and the histogram ``reconnect_duration_seconds``
+    (which keeps every duration). Pass the run's registry (``ctx.metrics``) so they are exposed
+    with the rest of the run; without one, the first client's environment gets a registry of the
+    tracker's own. The tracker adds what a counter has no room for: attempts and refusals binned
+    by second of simulated time, and the time of the last reconnection. Its attributes read the
+    registry back, so a scenario's summary and a scrape see the same numbers.
 
-    def __init__(self, bin_s: float = 1.0) -> None:
+    Two trackers in one registry need two names; :meth:`shared` gives the registry's one tracker
+    of a name.
+    """
+
+    __slots__ = ("name", "bin_s", "attempts", "refused", "last_reconnect_at", "metrics", "_attempts", "_refused",
+                 "_timeouts", "_no_endpoint", "_gave_up", "_lost", "_connected", "_durations")
+
+    def __init__(self, metrics: Metrics | None = None, bin_s: float = 1.0, *, clients: str = "clients") -> None:
+        self.name = clients
+        """The ``clients`` label of this tracker's series."""
         self.bin_s = bin_s
         """Width of the time bins of ``attempts``, in seconds."""
         self.attempts: dict[int, int] = {}
         """Connection attempts started, per time bin (bin index = floor(t / bin_s))."""
         self.refused: dict[int, int] = {}
         """Attempts refused by the server (rate limit, full, process down), per bin of the attempt's start."""
-        self.timeouts = 0
-        """Attempts that got no answer within the connect timeout."""
-        self.reconnect_times: list[float] = []
-        """For each reconnection: seconds from noticing the loss to being connected again."""
-        self.gave_up = 0
-        """Clients whose policy gave up."""
-        self.connected = 0
-        """Clients connected right now."""
-        self.no_endpoint = 0
-        """Attempts that found no endpoint (the router answered None); also counted as refused."""
         self.last_reconnect_at = math.nan
+        self.metrics: Metrics | None = None
+        """The registry holding the counts (None until bound)."""
+        if metrics is not None:
+            self.bind(metrics)
 
-    def _count(self, table: dict[int, int], now: float) -> None:
-        b = int(now // self.bin_s)
+    @classmethod
+    def shared(cls, metrics: Metrics, clients: str = "clients") -> "ReconnectTracker":
+        """The tracker called ``clients`` in ``metrics``, created on first use."""
+        tracker = metrics.probes.get(f"reconnect_tracker:{clients}")
+        return tracker if tracker is not None else cls(metrics, clients=clients)
+
+    def bind(self, metrics: Metrics) -> None:
+        """Count in ``metrics`` from now on (once; a second tracker of the same name is refused)."""
+        if self.metrics is metrics:
+            return
+        key = f"reconnect_tracker:{self.name}"
+        if self.metrics is not None or key in metrics.probes:
+            raise ValueError(f"a ReconnectTracker counts in one registry, and a registry has one tracker called "
+                             f"{self.name!r}: give the other one another clients= name")
+        metrics.probes[key] = self
+        self.metrics = metrics
+        labels, by = {"clients": self.name}, ("clients",)
+
+        def counter(name: str, help_text: str):
+            return metrics.counter(name, help_text, by).labels(**labels)
+
+        self._attempts = counter("reconnect_attempts_total", "Connection attempts started")
+        self._refused = counter("reconnect_refused_total",
+                                "Attempts refused (rate limit, full, process down, no endpoint)")
+        self._timeouts = counter("reconnect_timeouts_total", "Attempts without an answer within the connect timeout")
+        self._no_endpoint = counter("reconnect_no_endpoint_total", "Attempts for which the router had no endpoint")
+        self._gave_up = counter("reconnect_gave_up_total", "Clients whose backoff policy gave up")
+        self._lost = counter("reconnect_connections_lost_total",
+                             "Established connections lost (close frame, reset or heartbeat timeout)")
+        self._connected = metrics.gauge("reconnect_clients_connected", "Clients connected", by).labels(**labels)
+        self._durations = metrics.histogram("reconnect_duration_seconds", "From noticing a loss to connected again",
+                                            by, buckets=RECONNECT_BUCKETS).labels(**labels)
+
+    def attach(self, env: simpy.Environment) -> None:
+        """Called by each client that reports here: an unbound tracker gets a registry of its own."""
+        if self.metrics is None:
+            self.bind(Metrics(env))
+
+    # --- what clients report (the hot path of a storm: keep it short) ------------------------
+    def attempt(self, now: float) -> None:
+        """An attempt starts at ``now``."""
+        table, b = self.attempts, int(now // self.bin_s)
         table[b] = table.get(b, 0) + 1
+        self._attempts.inc()
+
+    def refusal(self, started_at: float) -> None:
+        """The attempt started at ``started_at`` was refused (binned by its start, like attempts, so
+        a bin's attempts - refused is what got in)."""
+        table, b = self.refused, int(started_at // self.bin_s)
+        table[b] = table.get(b, 0) + 1
+        self._refused.inc()
+
+    def no_endpoint_at(self, now: float) -> None:
+        """An attempt at ``now`` found no endpoint: it starts and is refused at once."""
+        self.attempt(now)
+        self._no_endpoint.inc()
+        self.refusal(now)
+
+    def timed_out(self) -> None:
+        self._timeouts.inc()
+
+    def opened(self, now: float, lost_at: float) -> None:
+        """A connection opened at ``now``; ``lost_at`` is when the previous one was lost (nan for a
+        first connection, which is no reconnection)."""
+        self._connected.inc()
+        if lost_at == lost_at:
+            self._durations.observe(now - lost_at)
+            self.last_reconnect_at = now
+
+    def closed(self) -> None:
+        """A connection was closed by its client."""
+        self._connected.dec()
+
+    def lost(self) -> None:
+        """An established connection was lost (the client will try to reconnect)."""
+        self._connected.dec()
+        self._lost.inc()
+
+    def gave_up_one(self) -> None:
+        self._gave_up.inc()
+
+    # --- what they did, read back from the registry ---------------------------------------
+    @property
+    def timeouts(self) -> int:
+        """Attempts that got no answer within the connect timeout."""
+        return int(self._timeouts.value) if self.metrics is not None else 0
+
+    @property
+    def gave_up(self) -> int:
+        """Clients whose policy gave up."""
+        return int(self._gave_up.value) if self.metrics is not None else 0
+
+    @property
+    def no_endpoint(self) -> int:
+        """Attempts that found no endpoint (the router answered None); also counted as refused."""
+        return int(self._no_endpoint.value) if self.metrics is not None else 0
+
+    @property
+    def losses(self) -> int:
+        """Established connections lost (not those the clients closed themselves)."""
+        return int(self._lost.value) if self.metrics is not None else 0
+
+    @property
+    def connected(self) -> int:
+        """Clients connected right now."""
+        return int(self._connected.value) if self.metrics is not None else 0
+
+    @property
+    def reconnect_times(self) -> list[float]:
+        """For each reconnection: seconds from noticing the loss to being connected again."""
+        return self._durations.observations if self.metrics is not None else []
 
 
 class Router(Protocol):
@@ -105,7 +228,8 @@ class ResilientClient(Client):
         super().__init__(ctx, name, network, server or "", **client_options)
         self.policy = policy
         self.backoff: BackoffState = policy.new_state()
-        self.tracker = tracker if tracker is not None else ReconnectTracker()
+        self.tracker = tracker if tracker is not None else ReconnectTracker.shared(ctx.metrics)
+        self.tracker.attach(ctx.env)
         self.uniform = uniform
         """Draws U[0, 1) for the policy's jitter (a shared, seeded stream)."""
         self.last_attempt_at = 0.0
@@ -138,7 +262,7 @@ class ResilientClient(Client):
 
     def adopt_connection(self) -> None:
         super().adopt_connection()
-        self.tracker.connected += 1
+        self.tracker.opened(self.env.now, math.nan)
         self._router_says("opened")
         self.policy.connected(self.backoff, self.env.now)
 
@@ -149,7 +273,7 @@ class ResilientClient(Client):
             was_connected = self.state == "connected"
             self.close(code)
             if was_connected:
-                self.tracker.connected -= 1
+                self.tracker.closed()
                 self._router_says("closed")
 
     def resume(self) -> None:
@@ -177,11 +301,8 @@ class ResilientClient(Client):
             endpoint = self.router.route(self.key)
             if endpoint is None:  # nowhere to go: fails at once (a proxy's 503), back off and ask again
                 now = self.env.now
-                tracker = self.tracker
                 self.last_attempt_at = now
-                tracker._count(tracker.attempts, now)
-                tracker.no_endpoint += 1
-                tracker._count(tracker.refused, now)
+                self.tracker.no_endpoint_at(now)
                 self._schedule_retry()
                 return
             self.place(endpoint)
@@ -190,25 +311,20 @@ class ResilientClient(Client):
     def _try(self) -> None:
         now = self.env.now
         self.last_attempt_at = now
-        self.tracker._count(self.tracker.attempts, now)
+        self.tracker.attempt(now)
         self._handshake()
 
     def _outcome(self, outcome: str) -> None:
-        tracker = self.tracker
         now = self.env.now
         if outcome == "accepted":
-            tracker.connected += 1
+            self.tracker.opened(now, self.lost_at)  # a reconnection unless lost_at is nan
             self._router_says("opened")
-            if self.lost_at == self.lost_at:  # not nan: this ends a reconnection episode
-                tracker.reconnect_times.append(now - self.lost_at)
-                tracker.last_reconnect_at = now
             self.policy.connected(self.backoff, now)
             return
         if outcome == "refused":
-            # binned by the attempt's start, like `attempts`, so a bin's attempts - refused is what got in
-            tracker._count(tracker.refused, self.last_attempt_at)
+            self.tracker.refusal(self.last_attempt_at)
         elif outcome == "timeout":
-            tracker.timeouts += 1
+            self.tracker.timed_out()
         if outcome != "closed" and not self.stopped:
             self.backoff.failure = outcome  # some policies charge a retry by its cause (AWS: timeouts)
             self._schedule_retry()
@@ -216,7 +332,7 @@ class ResilientClient(Client):
     def _lost(self, how: str, code: int) -> None:
         super()._lost(how, code)
         now = self.env.now
-        self.tracker.connected -= 1
+        self.tracker.lost()
         self._router_says("closed")
         self.lost_at = now
         self.policy.disconnected(self.backoff, now - self.connected_at)
@@ -227,7 +343,7 @@ class ResilientClient(Client):
         now = self.env.now
         delay = self.policy.next_delay(self.backoff, now, now - self.last_attempt_at, self.uniform)
         if delay is None:
-            self.tracker.gave_up += 1
+            self.tracker.gave_up_one()
             return
         if delay <= 0:
             self._attempt()

@@ -133,7 +133,7 @@ def simulate(p: ConnectionFloodParams, seed: int, replication: int, label: str, 
 
     # --- legitimate users: sessions and pauses; reconnection by ResilientClient ----------------
     user_policy = Textbook("full_jitter", base=1.0, multiplier=2.0, cap=30.0)
-    groups = {"nat": ReconnectTracker(), "direct": ReconnectTracker()}
+    groups = {g: ReconnectTracker(ctx.metrics, clients=f"users_{g}") for g in ("nat", "direct")}
     wanting = {"nat": 0, "direct": 0}
     session = Exponential(1 / p.session_mean).bind(ctx.rng("sessions"))
     think = Exponential(1 / p.think_mean).bind(ctx.rng("pauses"))
@@ -159,7 +159,7 @@ def simulate(p: ConnectionFloodParams, seed: int, replication: int, label: str, 
         env.process(user(env, c, group))
 
     # --- attackers ------------------------------------------------------------------------------
-    attack_tracker = ReconnectTracker()
+    attack_tracker = ReconnectTracker(ctx.metrics, clients="attackers")
     kinds = [("hold", p.hold_attackers, 2.0, False), ("flood", p.flood_attackers, 0.5, False),
              ("slow", p.slow_attackers, 0.5, True)]
     attackers = []

@@ -93,7 +93,7 @@ def simulate(p: RoleRevocationParams, seed: int, replication: int, policy: str) 
     authority = SessionAuthority(ctx, verifier, store, policy, push_delay=p.push_delay, push_action=p.push_action)
     server = Server(ctx, "server", network=net, gate=authority,
                     on_data=lambda s, c, d: authority.reauthenticate(s, c, d[1]) if d[0] == AUTH else None)
-    tracker = ReconnectTracker()
+    tracker = ReconnectTracker(ctx.metrics)
     backoff = Textbook("full_jitter", base=1.0, multiplier=2.0, cap=30.0)
     uniform = Uniform(0.0, 1.0).bind(ctx.rng("backoff")).sample
     lifetimes = Exponential(1 / p.connection_mean).bind(ctx.rng("connections"))

@@ -188,7 +188,7 @@ def simulate(p: AutoscalingParams, seed: int, remedy: str, replication: int = 0
     deployment.start(p.min_replicas)
     fleet = Fleet(ctx, deployment, net, p.max_age if remedy == "max_age" else None, p.max_age_jitter)
     policy = make_backoff("full_jitter", base=p.backoff_base, cap=p.backoff_cap)
-    tracker = ReconnectTracker()
+    tracker = ReconnectTracker(ctx.metrics)
     jitter = Uniform(0.0, 1.0).bind(ctx.rng("reconnect")).sample
     lifetimes = p.lifetime.bind(ctx.rng("lifetimes"))
     arrivals = ctx.rng("arrivals")

@@ -157,7 +157,7 @@ def simulate(p: RollingUpdateParams, seed: int, termination: str, store_on: bool
     lb = LoadBalancer(ctx, p.policy)  # the Service: the pods' endpoints, behind the balancer of `policy`
     sessions = Sessions(SessionStore(ctx, p.store_latency) if store_on else None)
     shared = _Shared(env, lb, sessions)
-    tracker = ReconnectTracker()
+    tracker = ReconnectTracker(ctx.metrics)
     backoff = make_backoff(p.strategy, base=p.backoff_base, cap=p.backoff_cap)
     uniform = ctx.rng("backoff")
     draw = lambda: float(uniform.random())  # noqa: E731
