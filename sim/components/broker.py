@@ -117,7 +117,14 @@ class _Subscription:
 
 
 class PubSubBroker:
-    """Redis Pub/Sub on one channel; see the module docstring. Network address ``name``."""
+    """Redis Pub/Sub on one channel; see the module docstring. Network address ``name``.
+
+    Its counts are series of the run's metrics registry labelled ``broker=<name>``
+    (``broker_published_total``, ``broker_fanned_out_total``, ``broker_subscriptions_cut_total{limit}``,
+    ``broker_lost_in_buffer_total``), read back by the attributes of the same names."""
+
+    LIMITS: tuple[str, ...] = ("hard", "soft")
+    """The limits that close a slow subscription (the ``limit`` label of its cuts)."""
 
     def __init__(self, ctx: Context, network: Network, name: str = "broker", *, hard_limit_bytes: int = 32 * MB,
                  soft_limit_bytes: int = 8 * MB, soft_seconds: float = 60.0) -> None:
@@ -133,17 +140,39 @@ class PubSubBroker:
         """0 disables the soft limit."""
         self.soft_seconds = soft_seconds
         self._subs: dict[str, _Subscription] = {}  # insertion order: fan-out order is deterministic
-        self.published = 0
-        """Messages accepted (fanned out to the subscriptions that existed then)."""
-        self.fanned_out = 0
-        """Copies put in subscription buffers."""
-        self.cut_off: dict[str, int] = {"hard": 0, "soft": 0}
-        """Subscriptions closed for exceeding the output-buffer limit, by limit."""
-        self.lost_in_buffer = 0
-        """Copies dropped with the buffer of a subscription that was cut off or reset."""
+        m, labels, by = ctx.metrics, {"broker": name}, ("broker",)
+        self._published = m.counter("broker_published_total", "Messages the broker accepted", by).labels(**labels)
+        self._fanned_out = m.counter("broker_fanned_out_total", "Copies put in subscription buffers",
+                                     by).labels(**labels)
+        cuts = m.counter("broker_subscriptions_cut_total", "Subscriptions closed for a slow consumer, by limit",
+                         ("broker", "limit"))
+        self._cut_off = {limit: cuts.labels(broker=name, limit=limit) for limit in self.LIMITS}
+        self._lost_in_buffer = m.counter("broker_lost_in_buffer_total",
+                                         "Copies dropped with the buffer of a subscription cut off or reset",
+                                         by).labels(**labels)
         self.on_publish: Callable[[Publication, tuple[str, ...]], None] | None = None
         """Observer: ``on_publish(publication, subscribed node bus addresses)`` at each accepted publish."""
         network.attach(name, self._on_message)
+
+    @property
+    def published(self) -> int:
+        """Messages accepted (fanned out to the subscriptions that existed then)."""
+        return int(self._published.value)
+
+    @property
+    def fanned_out(self) -> int:
+        """Copies put in subscription buffers."""
+        return int(self._fanned_out.value)
+
+    @property
+    def cut_off(self) -> dict[str, int]:
+        """Subscriptions closed for exceeding the output-buffer limit, by limit."""
+        return {limit: int(child.value) for limit, child in self._cut_off.items()}
+
+    @property
+    def lost_in_buffer(self) -> int:
+        """Copies dropped with the buffer of a subscription that was cut off or reset."""
+        return int(self._lost_in_buffer.value)
 
     @property
     def subscribers(self) -> tuple[str, ...]:
@@ -171,7 +200,7 @@ class PubSubBroker:
         """Forget ``addr``'s subscription (its connection closed); what its buffer held is lost."""
         sub = self._subs.pop(addr, None)
         if sub is not None:
-            self.lost_in_buffer += sub.queued
+            self._lost_in_buffer.inc(sub.queued)
             sub.queued = 0
             for drain in sub.drains:  # nothing more is written to the closed connection
                 drain.cancel()
@@ -179,7 +208,7 @@ class PubSubBroker:
 
     def publish(self, pub: Publication) -> None:
         """Fan ``pub`` out to every current subscription; nothing is kept for later ones."""
-        self.published += 1
+        self._published.inc()
         if self.on_publish is not None:
             self.on_publish(pub, tuple(self._subs))
         now = self.env.now
@@ -187,7 +216,7 @@ class PubSubBroker:
             start = max(now, sub.drained_at)
             sub.drained_at = start + pub.size_bytes / sub.read_rate
             sub.queued += 1
-            self.fanned_out += 1
+            self._fanned_out.inc()
             if self._over_limit(sub, now):
                 continue
             sub.drains.append(Timer(self.env, sub.drained_at - now, lambda sub=sub, pub=pub: self._drained(sub, pub)))
@@ -212,7 +241,7 @@ class PubSubBroker:
         return False
 
     def _cut(self, sub: _Subscription, limit: str) -> None:
-        self.cut_off[limit] += 1
+        self._cut_off[limit].inc()
         self.drop(sub.addr)
         self.network.send(self.name, sub.addr, ("closed", limit))  # the node learns its connection was closed
 
@@ -231,11 +260,12 @@ class NatsCoreBroker(PubSubBroker):
     ``write_deadline_s`` (10 s; here: the backlog takes longer than that to drain at the node's
     read rate). Sources in ``data/brokers.json`` (``nats_core``)."""
 
+    LIMITS = ("max_pending", "write_deadline")
+
     def __init__(self, ctx: Context, network: Network, name: str = "broker", *, max_pending_bytes: int = 64 * MB,
                  write_deadline_s: float = 10.0) -> None:
         super().__init__(ctx, network, name, hard_limit_bytes=max_pending_bytes, soft_limit_bytes=0, soft_seconds=0.0)
         self.write_deadline = _check_seconds("write_deadline_s", write_deadline_s, positive=True)
-        self.cut_off = {"max_pending": 0, "write_deadline": 0}
 
     def _over_limit(self, sub: _Subscription, now: float) -> bool:
         backlog_s = sub.drained_at - now
@@ -343,18 +373,39 @@ class LogBroker:
         """Per group and partition, the committed offset (the next one to read), None before the first commit."""
         self._sessions: dict[str, _Session] = {}
         self._epoch = 0
-        self.published = 0
-        self.deleted = 0
-        """Records deleted by retention."""
-        self.expired: dict[str, int] = {}
-        """Per group, records it had not consumed that retention deleted before it came back."""
-        self.fenced_commits = 0
-        """Commits refused because a newer consumer of the group had taken over."""
+        """The last generation handed out (Kafka's generation id, carried in the frames for fencing)."""
+        m, labels, by = ctx.metrics, {"broker": name}, ("broker",)
+        self._published = m.counter("broker_published_total", "Messages the broker accepted", by).labels(**labels)
+        self._deleted = m.counter("broker_deleted_by_retention_total", "Records deleted by retention",
+                                  by).labels(**labels)
+        self._expired = m.counter("broker_expired_total", "Records a group had not consumed when retention "
+                                  "deleted them", ("broker", "group"))
+        self._fenced = m.counter("broker_fenced_commits_total", "Commits refused: a newer consumer of the group "
+                                 "had taken over", by).labels(**labels)
         self.on_publish: Callable[[Publication, int, int], None] | None = None
         """Observer: ``on_publish(publication, partition, offset)`` at each append."""
         self._started = self.env.now
         self._retention_armed = False
         network.attach(name, self._on_message)
+
+    @property
+    def published(self) -> int:
+        return int(self._published.value)
+
+    @property
+    def deleted(self) -> int:
+        """Records deleted by retention."""
+        return int(self._deleted.value)
+
+    @property
+    def expired(self) -> dict[str, int]:
+        """Per group, records it had not consumed that retention deleted before it came back."""
+        return {key[1]: int(child.value) for key, child in self._expired.children().items() if key[0] == self.name}
+
+    @property
+    def fenced_commits(self) -> int:
+        """Commits refused because a newer consumer of the group had taken over."""
+        return int(self._fenced.value)
 
     def _on_message(self, msg: Message) -> None:
         kind, data = msg.payload
@@ -378,7 +429,7 @@ class LogBroker:
         record = Record(part.end, pub, self.env.now)
         part.records.append(record)
         self._arm_retention()
-        self.published += 1
+        self._published.inc()
         if self.on_publish is not None:
             self.on_publish(pub, p, record.offset)
         for session in self._sessions.values():
@@ -396,7 +447,7 @@ class LogBroker:
             if start is None:
                 start = committed[p] = part.end  # auto.offset.reset=latest, Kafka's default
             if start < part.start:  # retention deleted what this group had not read
-                self.expired[group] = self.expired.get(group, 0) + part.start - start
+                self._expired.labels(broker=self.name, group=group).inc(part.start - start)
                 start = part.start
             positions.append(start)
         session = self._sessions[group] = _Session(group, addr, self._epoch, positions)
@@ -414,7 +465,7 @@ class LogBroker:
         """Store ``offset`` as ``group``'s position in ``partition``, unless a newer consumer took over."""
         session = self._sessions.get(group)
         if session is None or session.epoch != epoch:
-            self.fenced_commits += 1
+            self._fenced.inc()
             return False
         self.committed[group][partition] = offset
         return True
@@ -440,7 +491,7 @@ class LogBroker:
             while records and records[0].appended_at < horizon:
                 records.popleft()
                 part.start += 1
-                self.deleted += 1
+                self._deleted.inc()
         if any(part.records for part in self.partitions):
             self._arm_retention()
 

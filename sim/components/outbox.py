@@ -49,6 +49,8 @@ import simpy
 from sim.components.client import CONNECTED, Client
 from sim.core.context import Context
 from sim.core.errors import ParameterError
+from sim.core.metrics import Metrics
+from sim.core.timer import Timer, cancel
 
 if TYPE_CHECKING:
     from sim.components.server import Server
@@ -60,17 +62,27 @@ SEQ_BYTES = 8
 """Bytes that the sequence number and the low-water mark add to a data frame, and the size of an ack."""
 
 
+def _counters(metrics: Metrics, client: str, **families: str):
+    """The children labelled ``client=<client>`` of the counter families ``name=help``."""
+    return [metrics.counter(name, help_text, ("client",)).labels(client=client) for name, help_text in families.items()]
+
+
+def _sender_counters(metrics: Metrics, client: str):
+    return _counters(metrics, client, messages_submitted_total="Messages handed to the sender by the application",
+                     messages_transmitted_total="Data frames sent: first sends, replays and retransmissions")
+
+
 class _Entry:
     """One held message."""
 
-    __slots__ = ("seq", "body", "size_bytes", "sends")
+    __slots__ = ("seq", "body", "size_bytes", "ack_timer")
 
     def __init__(self, seq: int, body: Any, size_bytes: int) -> None:
         self.seq = seq
         self.body = body
         self.size_bytes = size_bytes
-        self.sends = 0
-        """Transmissions so far. An ack timer checks it and ignores a timer armed before the last send."""
+        self.ack_timer: Timer | None = None
+        """Resends the message ``ack_timeout`` after its last send (cancelled by the ack, an eviction or a resend)."""
 
 
 class Outbox:
@@ -78,10 +90,16 @@ class Outbox:
 
     Wiring: call :meth:`connected` after each accepted handshake, and pass every data payload
     the client receives to :meth:`handle`.
+
+    Its counts are series of the run's metrics registry, labelled ``client=<client name>``:
+    ``messages_submitted_total``, ``messages_transmitted_total``, ``outbox_overflowed_total``,
+    ``outbox_replayed_total``, ``outbox_retransmitted_total``, ``outbox_acked_total`` and the
+    gauge ``outbox_held_messages``; the attributes of the same names read them back.
     """
 
     __slots__ = ("env", "client", "capacity", "overflow", "ack_timeout", "on_overflow", "on_drained", "_held",
-                 "_next_seq", "produced", "overflowed", "transmissions", "replayed", "retransmitted", "acked")
+                 "_next_seq", "_produced", "_overflowed", "_transmissions", "_replayed", "_retransmitted", "_acked",
+                 "_held_gauge")
 
     def __init__(self, ctx: Context, client: Client, *, capacity: int, overflow: str = "drop_oldest",
                  ack_timeout: float | None = 1.0, on_overflow: Callable[[int, Any], None] | None = None,
@@ -104,36 +122,66 @@ class Outbox:
         """Called with the outbox each time an ack leaves it empty."""
         self._held: dict[int, _Entry] = {}  # seq -> entry; insertion order is seq order, oldest first
         self._next_seq = 0
-        self.produced = 0
+        metrics = ctx.metrics
+        self._produced, self._transmissions = _sender_counters(metrics, client.name)
+        self._overflowed, self._replayed, self._retransmitted, self._acked = _counters(
+            metrics, client.name,
+            outbox_overflowed_total="Messages evicted or refused by a full outbox",
+            outbox_replayed_total="Messages sent by the replay after a reconnection",
+            outbox_retransmitted_total="Messages sent again on a live connection after the ack timeout",
+            outbox_acked_total="Messages removed from the outbox by their ack")
+        self._held_gauge = metrics.gauge("outbox_held_messages", "Messages held: not yet sent, or not yet acked",
+                                         ("client",)).labels(client=client.name)
+
+    @property
+    def produced(self) -> int:
         """Messages submitted by the application."""
-        self.overflowed = 0
+        return int(self._produced.value)
+
+    @property
+    def overflowed(self) -> int:
         """Messages evicted (``drop_oldest``) or refused (``drop_newest``) because the outbox was full."""
-        self.transmissions = 0
+        return int(self._overflowed.value)
+
+    @property
+    def transmissions(self) -> int:
         """Data frames sent: first sends, replays and retransmissions."""
-        self.replayed = 0
+        return int(self._transmissions.value)
+
+    @property
+    def replayed(self) -> int:
         """Messages sent again (or sent for the first time) by the replay after a reconnection."""
-        self.retransmitted = 0
+        return int(self._replayed.value)
+
+    @property
+    def retransmitted(self) -> int:
         """Messages sent again on a live connection after ``ack_timeout``."""
-        self.acked = 0
+        return int(self._retransmitted.value)
+
+    @property
+    def acked(self) -> int:
         """Messages removed by their ack."""
+        return int(self._acked.value)
 
     # --- the application's side ---------------------------------------------------------
     def submit(self, body: Any, size_bytes: int = 0) -> int | None:
         """Hand a message to the outbox; its sequence number, or None if a full outbox refused it."""
         self._next_seq += 1
         seq = self._next_seq
-        self.produced += 1
+        self._produced.inc()
         held = self._held
         if len(held) >= self.capacity:
-            self.overflowed += 1
+            self._overflowed.inc()
             if self.overflow == "drop_newest":
                 if self.on_overflow is not None:
                     self.on_overflow(seq, body)
                 return None
             oldest = held.pop(next(iter(held)))
+            cancel(oldest.ack_timer)
             if self.on_overflow is not None:
                 self.on_overflow(oldest.seq, oldest.body)
         entry = held[seq] = _Entry(seq, body, size_bytes)
+        self._held_gauge.set(len(held))
         if self.client.state == CONNECTED:
             self._transmit(entry)
         return seq
@@ -153,15 +201,18 @@ class Outbox:
         if self.client.state != CONNECTED:
             return
         for entry in list(self._held.values()):
-            self.replayed += 1
+            self._replayed.inc()
             self._transmit(entry)
 
     def handle(self, payload: Any) -> bool:
         """Process a payload from the server; True if it was an ack (which this outbox consumes)."""
         if not (isinstance(payload, tuple) and len(payload) == 2 and payload[0] == ACK):
             return False
-        if self._held.pop(payload[1], None) is not None:  # a second ack for the same seq is ignored
-            self.acked += 1
+        entry = self._held.pop(payload[1], None)
+        if entry is not None:  # a second ack for the same seq is ignored
+            cancel(entry.ack_timer)
+            self._acked.inc()
+            self._held_gauge.set(len(self._held))
             if not self._held and self.on_drained is not None:
                 self.on_drained(self)
         return True
@@ -169,18 +220,15 @@ class Outbox:
     def _transmit(self, entry: _Entry) -> None:
         low = next(iter(self._held))  # every held seq is >= low, and only held messages are ever sent
         self.client.send((entry.seq, entry.body, low), SEQ_BYTES + entry.size_bytes)
-        entry.sends += 1
-        self.transmissions += 1
+        self._transmissions.inc()
         if self.ack_timeout is not None:
-            timer = self.env.timeout(self.ack_timeout, (entry, entry.sends))
-            timer.callbacks.append(self._ack_timer)
+            cancel(entry.ack_timer)  # only the last send's timer counts
+            entry.ack_timer = Timer(self.env, self.ack_timeout, lambda: self._ack_timed_out(entry))
 
-    def _ack_timer(self, event: simpy.Event) -> None:
-        entry, sends = event.value
-        if entry.sends != sends or self._held.get(entry.seq) is not entry:
-            return  # acked, evicted, or sent again since this timer was armed
+    def _ack_timed_out(self, entry: _Entry) -> None:
+        entry.ack_timer = None
         if self.client.state == CONNECTED:
-            self.retransmitted += 1
+            self._retransmitted.inc()
             self._transmit(entry)
         # when disconnected, the replay after the next reconnection sends it
 
@@ -192,26 +240,38 @@ class DirectSender:
     one for the other. A message sent into a connection that is dying is lost without notice.
     """
 
-    __slots__ = ("client", "_next_seq", "produced", "transmissions", "dropped_offline")
+    __slots__ = ("client", "_next_seq", "_produced", "_transmissions", "_dropped")
 
     def __init__(self, client: Client) -> None:
         self.client = client
         self._next_seq = 0
-        self.produced = 0
-        self.transmissions = 0
+        self._produced, self._transmissions = _sender_counters(client.ctx.metrics, client.name)
+        (self._dropped,) = _counters(client.ctx.metrics, client.name, messages_dropped_offline_total=
+                                     "Messages produced while not connected, and dropped (no outbox)")
+
+    @property
+    def produced(self) -> int:
+        return int(self._produced.value)
+
+    @property
+    def transmissions(self) -> int:
         """Messages sent (each at most once)."""
-        self.dropped_offline = 0
+        return int(self._transmissions.value)
+
+    @property
+    def dropped_offline(self) -> int:
         """Messages produced while the client was not connected, and dropped."""
+        return int(self._dropped.value)
 
     def submit(self, body: Any, size_bytes: int = 0) -> int | None:
         """Send at once; the sequence number if sent, None if dropped because not connected."""
         self._next_seq += 1
         seq = self._next_seq
-        self.produced += 1
+        self._produced.inc()
         if self.client.send((seq, body, seq), SEQ_BYTES + size_bytes):
-            self.transmissions += 1
+            self._transmissions.inc()
             return seq
-        self.dropped_offline += 1
+        self._dropped.inc()
         return None
 
     held = 0

@@ -49,6 +49,7 @@ from sim.components import appsync as asx
 from sim.components import realtime_tree as rt
 from sim.core import Constant, Context, Distribution, LinkSpec, Network, Params, Result, Uniform, param
 from sim.core.errors import ParameterError
+from sim.core.ledger import DeliveryLedger
 from sim.core.registry import scenario
 from sim.core.replication import replicate, replications_param
 
@@ -159,47 +160,47 @@ class CloudSyncParams(Params):
 
 # ======================================================================== bookkeeping ====
 class _Ledger:
-    """Updates made and who received them (latency, missed)."""
+    """Updates made and who should receive them; what arrived is counted in the run's metrics
+    registry (a :class:`~sim.core.ledger.DeliveryLedger` and two series of its own)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ctx: Context) -> None:
         self.sent: dict[str, float] = {}
         self.expected: dict[str, set[str]] = {}
-        self.got: dict[tuple[str, str], float] = {}
-        self.snapshot_bytes: list[int] = []
-        self.null_fields = 0
+        self.deliveries = DeliveryLedger(ctx.metrics, "updates")
+        m = ctx.metrics
+        self._snapshot = m.histogram("update_snapshot_bytes", "Bytes of the snapshot or payload each receiver got",
+                                     buckets=(64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)).labels()
+        self._null_fields = m.counter("graphql_null_fields_total", "Fields a subscription asked for and got as null")
 
     def made(self, uid: str, at: float, receivers: set[str]) -> None:
         self.sent[uid] = at
         self.expected[uid] = receivers
 
-    def received(self, uid: str, reader: str, at: float) -> None:
+    def snapshot(self, size_bytes: int) -> None:
+        self._snapshot.observe(size_bytes)
+
+    def received(self, uid: str, reader: str) -> None:
+        """``reader`` got ``uid`` now (counted once, and only if it was meant for it)."""
         if uid in self.sent and reader in self.expected[uid]:
-            self.got.setdefault((uid, reader), at)
+            self.deliveries.deliver((uid, reader), self.sent[uid])
+
+    def null_fields(self, n: int) -> None:
+        self._null_fields.inc(n)
 
     def summary(self) -> dict:
-        lat = np.array([t - self.sent[u] for (u, _r), t in self.got.items()])
+        lat = np.array(self.deliveries.latencies)
         expected = sum(len(r) for r in self.expected.values())
-        return {"updates": len(self.sent), "deliveries": len(self.got), "missed_updates": expected - len(self.got),
+        unique = self.deliveries.unique
+        sizes = self._snapshot.observations
+        return {"updates": len(self.sent), "deliveries": unique, "missed_updates": expected - unique,
                 "latency_p50_s": float(np.quantile(lat, 0.5)) if len(lat) else math.nan,
                 "latency_p99_s": float(np.quantile(lat, 0.99)) if len(lat) else math.nan,
-                "snapshot_bytes_per_event": float(np.mean(self.snapshot_bytes)) if self.snapshot_bytes else math.nan,
-                "null_fields": self.null_fields}
+                "snapshot_bytes_per_event": float(np.mean(sizes)) if sizes else math.nan,
+                "null_fields": int(self._null_fields.value)}
 
 
 def _network(ctx: Context, p: CloudSyncParams) -> Network:
     return Network(ctx, LinkSpec(latency=p.latency, fifo=True))
-
-
-def _metric(ctx: Context, name: str, **labels) -> float:
-    family = ctx.metrics[name] if name in ctx.metrics else None
-    if family is None:
-        return 0.0
-    total = 0.0
-    names = family.labelnames
-    for key, child in family.children().items():
-        if all(dict(zip(names, key)).get(k) == v for k, v in labels.items()):
-            total += child.value
-    return total
 
 
 def _schedule(ctx: Context, rate: float, start: float, end: float, name: str) -> list[float]:
@@ -216,7 +217,7 @@ def _schedule(ctx: Context, rate: float, start: float, end: float, name: str) ->
 # ============================================================================ RTDB side ====
 def _rtdb(p: CloudSyncParams, workload: str, seed: int, replication: int) -> dict:
     ctx = Context(seed, replication=replication)
-    env, net, led = ctx.env, _network(ctx, p), _Ledger()
+    env, net, led = ctx.env, _network(ctx, p), _Ledger(ctx)
     users = [f"u{i}" for i in range(p.users)]
     db = rt.Database(_rules(p.read_rule))
     db.root = rt.normalize({"members": {"r1": {u: True for u in users}},
@@ -238,8 +239,8 @@ def _rtdb(p: CloudSyncParams, workload: str, seed: int, replication: int) -> dic
 
             def on_child(e, u=u):
                 if e.type == "child_added" and not e.local:
-                    led.snapshot_bytes.append(e.snapshot_bytes)
-                    led.received(e.value.get("id"), u, env.now)
+                    led.snapshot(e.snapshot_bytes)
+                    led.received(e.value.get("id"), u)
 
             env.timeout(1.0).callbacks.append(lambda _e, c=c, cb=on_child, u=u: (
                 c.on("/rooms/r1/messages", "child_added", cb, rt.Query(order_by_child="createdAt", limit_to_last=50)),
@@ -286,12 +287,12 @@ def _rtdb(p: CloudSyncParams, workload: str, seed: int, replication: int) -> dic
             def on_value(e, u=u, last=last):
                 if e.local or e.type != "value":
                     return
-                led.snapshot_bytes.append(e.snapshot_bytes)
+                led.snapshot(e.snapshot_bytes)
                 board = rt.get_in(e.value, DASHBOARD[len(listen):]) or {}
                 for wid, w in board.items():
                     if last.get(wid) != w.get("value"):
                         last[wid] = w.get("value")
-                        led.received(f"v{w.get('value')}", u, env.now)
+                        led.received(f"v{w.get('value')}", u)
             env.timeout(1.0).callbacks.append(lambda _e, c=c, cb=on_value: c.on(listen, "value", cb))
         seq = 0
         for t in _schedule(ctx, p.update_rate, START, p.duration_s, "cloud-sync.dashboard"):
@@ -313,9 +314,9 @@ def _rtdb(p: CloudSyncParams, workload: str, seed: int, replication: int) -> dic
     row = led.summary()
     updates = max(row["updates"], 1)
     row.update(extra)
-    row["bytes_per_update"] = _metric(ctx, "rtdb_wire_bytes_total") / updates
-    row["rejected_writes"] = int(_metric(ctx, "rtdb_writes_total", outcome="permission_denied")
-                                 + _metric(ctx, "rtdb_writes_total", outcome="write_too_big"))
+    row["bytes_per_update"] = ctx.metrics.total("rtdb_wire_bytes_total") / updates
+    row["rejected_writes"] = int(ctx.metrics.total("rtdb_writes_total", outcome="permission_denied")
+                                 + ctx.metrics.total("rtdb_writes_total", outcome="write_too_big"))
     return row
 
 
@@ -340,7 +341,7 @@ WIDGET_FIELDS = {"full": "dashboardId id title value version updatedBy", "id-onl
 
 def _appsync(p: CloudSyncParams, workload: str, seed: int, replication: int) -> dict:
     ctx = Context(seed, replication=replication)
-    env, net, led = ctx.env, _network(ctx, p), _Ledger()
+    env, net, led = ctx.env, _network(ctx, p), _Ledger(ctx)
     users = [f"u{i}" for i in range(p.users)]
     messages, widgets, presence = asx.Table(("roomId", "id")), asx.Table(("dashboardId", "id")), asx.Table(("roomId", "user"))
 
@@ -374,15 +375,15 @@ def _appsync(p: CloudSyncParams, workload: str, seed: int, replication: int) -> 
     seen: dict[str, int] = {}
 
     def on_data(d, u, key):
-        led.snapshot_bytes.append(d.bytes)
+        led.snapshot(d.bytes)
         value = (d.payload or {}).get(key) or {}
-        led.null_fields += sum(1 for f in asked if value.get(f) is None)
+        led.null_fields(sum(1 for f in asked if value.get(f) is None))
         if key == "onMessage":
             uid = value.get("id")
         else:  # FIFO: the k-th event a reader gets is the k-th update the service ran
             k = seen[u] = seen.get(u, 0) + 1
             uid = published[k - 1]
-        led.received(uid, u, env.now)
+        led.received(uid, u)
     for u, c in clients.items():
         c.connect()
         if workload == "chat":
@@ -443,8 +444,8 @@ def _appsync(p: CloudSyncParams, workload: str, seed: int, replication: int) -> 
         extra["ghosts"] = 0
     row = led.summary()
     row.update(extra)
-    row["bytes_per_update"] = _metric(ctx, "appsync_event_bytes_total") / max(row["updates"], 1)
-    row["rejected_writes"] = int(_metric(ctx, "appsync_requests_total", outcome="unauthorized"))
+    row["bytes_per_update"] = ctx.metrics.total("appsync_event_bytes_total") / max(row["updates"], 1)
+    row["rejected_writes"] = int(ctx.metrics.total("appsync_requests_total", outcome="unauthorized"))
     return row
 
 

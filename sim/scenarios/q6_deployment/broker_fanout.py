@@ -63,6 +63,7 @@ from sim.core import (
     Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, expand_names,
     param,
 )
+from sim.core.ledger import DeliveryLedger
 from sim.core.registry import scenario
 from sim.core.replication import replicate, replications_param
 
@@ -169,7 +170,7 @@ class _Subscriber:
         self.connects = 0
         self.max_seen: dict[object, int] = {}
         """Per ordering key (publisher for pubsub, partition for the log), the highest sequence delivered first-time."""
-        self.out_of_order = 0
+        self.out_of_order = run._out_of_order.labels(name)
 
     @property
     def reconnects(self) -> int:
@@ -185,11 +186,10 @@ class _Subscriber:
 
     def _on_message(self, client: Client, payload) -> None:
         _, pub, order_key, order_value = payload
-        first = self.run.record(self.index, pub)
-        if first:
+        if self.run.deliveries.deliver((self.index, pub.id), pub.published_at):
             top = self.max_seen.get(order_key, -1)
             if order_value < top:
-                self.out_of_order += 1
+                self.out_of_order.inc()
             else:
                 self.max_seen[order_key] = order_value
         if self.run.kind not in PUSH_ONLY:
@@ -218,7 +218,12 @@ class _Run:
         self.servers = [Server(ctx, f"node-{i}", network=net) for i in range(p.nodes)]
         self.lb = LoadBalancer(ctx, "random", [s.name for s in self.servers])
         self.backoff = p.backoff()
-        self.tracker = ReconnectTracker()
+        self.tracker = ReconnectTracker(ctx.metrics)
+        self.deliveries = DeliveryLedger(ctx.metrics, "subscribers")
+        """Deliveries per (subscriber index, publication id), first-copy latencies."""
+        self._out_of_order = ctx.metrics.counter("deliveries_out_of_order_total",
+                                                 "First copies older than one already delivered on the same "
+                                                 "ordering key", ("subscriber",))
         self.jitter = Uniform(0.0, 1.0).bind(ctx.rng("reconnect")).sample
         broker_link = LinkSpec(latency=p.broker_latency, fifo=True)
         for server in self.servers:
@@ -253,23 +258,13 @@ class _Run:
         self.pubs: list[Publication] = []
         self.disconnected_at_publish: list[tuple[int, ...]] = []
         """Per publication (by id), the subscribers not connected when the broker accepted it."""
-        self.count: dict[tuple[int, int], int] = {}
-        """(subscriber, publication id) -> deliveries."""
-        self.latencies: list[float] = []
         self.sent = 0
+        """Publications sent by the publishers (the last id handed out)."""
 
     def _on_publish(self, pub: Publication, *_where) -> None:
         self.pubs.append(pub)
         self.disconnected_at_publish.append(
             tuple(s.index for s in self.subscribers if s.client.state != CONNECTED))
-
-    def record(self, subscriber: int, pub: Publication) -> bool:
-        key = (subscriber, pub.id)
-        n = self.count.get(key, 0)
-        self.count[key] = n + 1
-        if n == 0:
-            self.latencies.append(self.env.now - pub.published_at)
-        return n == 0
 
     def _publisher(self, j: int):
         env, p = self.env, self.p
@@ -314,7 +309,7 @@ class _Run:
         return self._summary(), self._per_subscriber()
 
     def _per_subscriber(self) -> pd.DataFrame:
-        count = self.count
+        count = self.deliveries.count
         published = len(self.pubs)
         rows = []
         for s in self.subscribers:
@@ -322,19 +317,20 @@ class _Run:
             total = sum(count.get((s.index, pub.id), 0) for pub in self.pubs)
             rows.append({"broker": self.kind, "subscriber": s.client.name, "node_at_end": s.client.server,
                          "expected": published, "delivered_unique": unique, "duplicates": total - unique,
-                         "lost": published - unique, "out_of_order": s.out_of_order, "reconnects": s.reconnects,
+                         "lost": published - unique, "out_of_order": int(s.out_of_order.value),
+                         "reconnects": s.reconnects,
                          "expired": self.broker.expired.get(s.client.name, 0) if self.kind not in PUSH_ONLY else 0})
         return pd.DataFrame(rows)
 
     def _summary(self) -> dict:
-        p, count = self.p, self.count
-        published = len(self.pubs)
+        p, ledger = self.p, self.deliveries
+        count, total = ledger.count, self.ctx.metrics.total
+        published = self.broker.published
         expected = published * p.subscribers
-        delivered = sum(count.values())
-        unique = len(count)
+        delivered, unique = ledger.delivered, ledger.unique
         lost_disconnected = sum((i, pub.id) not in count
                                 for pub, away in zip(self.pubs, self.disconnected_at_publish) for i in away)
-        lat = np.asarray(self.latencies)
+        lat = np.asarray(ledger.latencies)
         pubsub = self.kind in PUSH_ONLY
         return {
             "broker": self.kind, "published": published, "publish_failed": self.sent - published,
@@ -343,12 +339,12 @@ class _Run:
             "disconnected_at_publish": sum(map(len, self.disconnected_at_publish)),
             "lost_disconnected": lost_disconnected,
             "lost_expired": 0 if pubsub else sum(self.broker.expired.values()),
-            "duplicates": delivered - unique, "out_of_order": sum(s.out_of_order for s in self.subscribers),
+            "duplicates": ledger.duplicates, "out_of_order": int(total("deliveries_out_of_order_total")),
             "delivery_ratio": unique / expected if expected else math.nan,
             "latency_p50_s": float(np.quantile(lat, 0.5)) if len(lat) else math.nan,
             "latency_p99_s": float(np.quantile(lat, 0.99)) if len(lat) else math.nan,
             "latency_max_s": float(lat.max()) if len(lat) else math.nan,
-            "reconnects": sum(s.reconnects for s in self.subscribers),
+            "reconnects": len(self.tracker.reconnect_times),
             "slow_consumer_cutoffs": sum(self.broker.cut_off.values()) if pubsub else 0,
             "lost_in_broker_buffer": self.broker.lost_in_buffer if pubsub else 0,
             "fenced_commits": 0 if pubsub else self.broker.fenced_commits,

@@ -46,8 +46,9 @@ import simpy
 from sim.components.backoff import Table
 from sim.components.client import CONNECTED, Client
 from sim.components.outbox import OVERFLOW_POLICIES, Deduplicator, DirectSender, Outbox
-from sim.components.resilient_client import ResilientClient
+from sim.components.resilient_client import ReconnectTracker, ResilientClient
 from sim.components.server import Server
+from sim.core.ledger import DeliveryLedger
 from sim.core.params import WorkModel
 from sim.core import (
     Context, Distribution, Exponential, LinkSpec, Network, ParameterError, Params, Result, Uniform, expand_names,
@@ -107,55 +108,27 @@ class OfflineBufferParams(Params):
         return expand_names("mode", self.mode, MODES)
 
 
-class _Ledger:
-    """The server's application state: how many times each (client, seq) took effect, and when first."""
-
-    __slots__ = ("env", "count", "delays", "applications", "last_at")
-
-    def __init__(self, env: simpy.Environment) -> None:
-        self.env = env
-        self.count: dict[tuple[str, int], int] = {}
-        self.delays: list[float] = []
-        """Production to first application, in seconds."""
-        self.applications = 0
-        self.last_at = 0.0
-
-    def apply(self, client: str, seq: int, produced_at: float) -> None:
-        key = (client, seq)
-        n = self.count.get(key, 0)
-        if n == 0:
-            self.delays.append(self.env.now - produced_at)
-        self.count[key] = n + 1
-        self.applications += 1
-        self.last_at = self.env.now
-
-
 class _Station:
-    """One client with its sender (outbox or direct), producer, flapping link and reconnection loop."""
+    """One client: its resilient connection, its sender (outbox or direct), producer and flapping link."""
 
-    __slots__ = ("run", "name", "client", "sender", "producing", "stopping", "link_down_until", "up_since",
-                 "up_total", "disconnects")
+    __slots__ = ("run", "name", "client", "sender", "producing", "stopping", "up_since", "_up_seconds")
 
     def __init__(self, run: "_Run", name: str, mode: str) -> None:
-        p = run.p
-        self.run = run
-        self.name = name
-        self.client = ResilientClient(run.ctx, name, run.net, SERVER, run.reconnect, connect_timeout=p.connect_timeout,
-                                      heartbeat_interval=p.heartbeat_interval, heartbeat_timeout=p.heartbeat_timeout,
-                                      on_message=self._on_message, on_disconnect=self._on_disconnect,
-                                      on_connect=self._on_connect)
+        p, metrics = run.p, run.ctx.metrics
+        self.run, self.name = run, name
+        self.client = ResilientClient(run.ctx, name, run.net, SERVER, run.reconnect, run.tracker,
+                                      connect_timeout=p.connect_timeout, heartbeat_interval=p.heartbeat_interval,
+                                      heartbeat_timeout=p.heartbeat_timeout, on_message=self._on_message,
+                                      on_disconnect=self._on_disconnect, on_connect=self._on_connect)
         if mode == "none":
             self.sender: Outbox | DirectSender = DirectSender(self.client)
         else:
             self.sender = Outbox(run.ctx, self.client, capacity=p.capacity, overflow=p.overflow,
-                                 ack_timeout=p.ack_timeout, on_overflow=self._on_overflow,
+                                 ack_timeout=p.ack_timeout, on_overflow=lambda seq, _b: run.overflowed.append((name, seq)),
                                  on_drained=lambda _o: self._maybe_finish())
-        self.producing = True
-        self.stopping = False
-        self.link_down_until = -math.inf
-        self.up_since = math.nan
-        self.up_total = 0.0
-        self.disconnects = 0
+        self.producing, self.stopping, self.up_since = True, False, math.nan
+        self._up_seconds = metrics.counter("offline_buffer_connected_seconds_total",
+                                           "Connected time within the production period", ("client",)).labels(name)
 
     def start(self) -> None:
         env, ctx, p = self.run.env, self.run.ctx, self.run.p
@@ -164,7 +137,6 @@ class _Station:
                                p.outage.bind(ctx.rng(f"link.{self.name}.outage"))))
         self.client.start()
 
-    # --- processes ------------------------------------------------------------------------
     def _produce(self, env: simpy.Environment, interarrival: Distribution):
         end = self.run.p.duration
         while True:
@@ -179,35 +151,32 @@ class _Station:
 
     def _flap(self, env: simpy.Environment, uptime: Distribution, outage: Distribution):
         # Outage times depend only on this client's streams, not on traffic, so every mode sees the same cuts.
-        end = self.run.p.duration
+        end, links_down = self.run.p.duration, self.run.links_down
         while True:
             yield env.timeout(uptime.sample())
             if env.now >= end:
                 return  # no new outage while draining, so the drain ends
             down = outage.sample()
             self.run.net.partition([self.name], [SERVER], start=env.now, heal=env.now + down)
-            self.link_down_until = env.now + down
+            links_down.inc()
             yield env.timeout(down)
+            if not self.run.all_finished.triggered:  # the timeline ends with the state when the clients finished
+                links_down.dec()
 
-    # --- callbacks --------------------------------------------------------------------------
     def _on_connect(self, _client: Client) -> None:
         self.up_since = self.run.env.now
         self.sender.connected()  # replay what the outbox holds
+
     def _on_message(self, _client: Client, payload) -> None:
         self.sender.handle(payload)
 
     def _on_disconnect(self, _client: Client, _how: str, _code: int) -> None:
-        self._count_uptime()
-        self.disconnects += 1  # the client reconnects by itself, following its backoff
-
-    def _on_overflow(self, seq: int, _body) -> None:
-        self.run.overflow_keys.append((self.name, seq))
+        self._count_uptime()  # the client reconnects by itself, following its backoff
 
     def _count_uptime(self) -> None:
-        # connected time within the production period, for offline_fraction
         end = self.run.p.duration
         if not math.isnan(self.up_since):
-            self.up_total += max(0.0, min(self.run.env.now, end) - min(self.up_since, end))
+            self._up_seconds.inc(max(0.0, min(self.run.env.now, end) - min(self.up_since, end)))
         self.up_since = math.nan
 
     def _maybe_finish(self, *, force: bool = False) -> None:
@@ -220,25 +189,33 @@ class _Station:
         self.run.station_finished()
 
 
+#: Timeline column -> the registry series summed into it (the timeline is a scrape of the registry).
+TIMELINE = {"connected": "reconnect_clients_connected", "link_down": "offline_buffer_links_down",
+            "buffered": "outbox_held_messages", "sent": "messages_submitted_total",
+            "applied": "deliveries_first_total", "delivered": "deliveries_total"}
+
+
 class _Run:
-    """One mode in one replication."""
+    """One mode in one replication: the wiring; everything it counts is in ``ctx.metrics``."""
 
     def __init__(self, p: OfflineBufferParams, mode: str, seed: int, replication: int = 0) -> None:
-        self.p = p
-        self.mode = mode
+        self.p, self.mode = p, mode
         self.ctx = ctx = Context(seed, replication=replication)
-        self.env = ctx.env
+        self.env, metrics = ctx.env, ctx.metrics
         self.net = Network(ctx, LinkSpec(latency=p.latency, loss=p.loss, fifo=True))  # fifo: a TCP stream
-        self.ledger = _Ledger(self.env)
+        self.tracker = ReconnectTracker(metrics)
+        self.ledger = DeliveryLedger(metrics, "applied")
+        self.links_down = metrics.gauge("offline_buffer_links_down", "Client links cut right now")
         # at once after a loss, then every retry_interval while attempts fail
         self.reconnect = Table([0.0], p.retry_interval, name="retry_interval")
-        self.receiver = Deduplicator(self.ledger.apply, dedupe=mode == "buffer_dedupe", ack=mode != "none")
-        self.server = Server(ctx, SERVER, network=self.net, on_data=self.receiver.on_data)
-        self.overflow_keys: list[tuple[str, int]] = []
+        receiver = Deduplicator(lambda client, seq, produced_at: self.ledger.deliver((client, seq), produced_at),
+                                dedupe=mode == "buffer_dedupe", ack=mode != "none")
+        self.server = Server(ctx, SERVER, network=self.net, on_data=receiver.on_data)
+        self.overflowed: list[tuple[str, int]] = []
+        """(client, seq) of every message a full outbox evicted or refused."""
         self.stations = [_Station(self, f"c{i}", mode) for i in range(p.clients)]
         self._running = len(self.stations)
         self.all_finished = self.env.event()
-        self.timeline: list[dict] = []
 
     def station_finished(self) -> None:
         self._running -= 1
@@ -250,60 +227,38 @@ class _Run:
         for station in self.stations:
             station._maybe_finish(force=True)  # what is still held then is reported as pending
 
-    def _sample(self, env: simpy.Environment):
-        k = 0
-        while True:
-            yield env.timeout(max(0.0, k * self.p.sample_interval - env.now))  # k * interval: no drift
-            if self.all_finished.triggered:
-                return  # execute() takes the last snapshot
-            self._snapshot()
-            k += 1
-
-    def _snapshot(self, now: float | None = None) -> None:
-        now = self.env.now if now is None else now
-        ledger = self.ledger
-        self.timeline.append({
-            "time_s": now, "mode": self.mode,
-            "connected": sum(s.client.state == CONNECTED for s in self.stations),
-            "link_down": sum(s.link_down_until > now for s in self.stations),
-            "buffered": sum(s.sender.held for s in self.stations),
-            "sent": sum(s.sender.produced for s in self.stations),
-            "applied": len(ledger.count),
-            "duplicated": ledger.applications - len(ledger.count),
-        })
-
-    def execute(self) -> dict:
+    def execute(self) -> tuple[dict, pd.DataFrame]:
         env, p = self.env, self.p
         for station in self.stations:
             station.start()
         env.process(self._deadline(env))
-        env.process(self._sample(env))
+        scraper = self.ctx.metrics.scrape_every(p.sample_interval, names=TIMELINE.values(), stop=self.all_finished)
         env.run(until=self.all_finished)
         finished = env.now
         env.run()  # every client is closed: let frames in flight land and timers expire
         # env.now has now jumped past leftover timers: date the last row by the last change instead
-        self._snapshot(max(finished, self.ledger.last_at))
-        return self._summary(finished - p.duration)
+        scraper.scrape(at=max(finished, self.ledger.last_at))
+        rows = [{"time_s": t, "mode": self.mode, **{col: int(sums.get(name, 0)) for col, name in TIMELINE.items()}}
+                for t, sums in scraper.totals()]
+        for row in rows:
+            row["duplicated"] = row.pop("delivered") - row["applied"]
+        return self._summary(finished - p.duration), pd.DataFrame(rows)
 
     def _summary(self, drain: float) -> dict:
-        p, ledger, stations = self.p, self.ledger, self.stations
-        applied_keys = ledger.count
-        sent = sum(s.sender.produced for s in stations)
-        applied = len(applied_keys)
-        transmissions = sum(s.sender.transmissions for s in stations)
+        p, ledger, stations, total = self.p, self.ledger, self.stations, self.ctx.metrics.total
+        sent, applied, applied_keys = int(total("messages_submitted_total")), ledger.unique, ledger.count
+        transmissions = int(total("messages_transmitted_total"))
         if self.mode == "none":
-            dropped_offline = sum(s.sender.dropped_offline for s in stations)
+            dropped_offline = int(total("messages_dropped_offline_total"))
             lost_in_transit = transmissions - applied  # each message is sent at most once and never copied
             overflowed = overflow_lost = pending = replayed = retransmitted = 0
         else:
             dropped_offline = lost_in_transit = 0
-            overflowed = sum(s.sender.overflowed for s in stations)
-            overflow_lost = sum(key not in applied_keys for key in self.overflow_keys)
+            overflowed = int(total("outbox_overflowed_total"))
+            overflow_lost = sum(key not in applied_keys for key in self.overflowed)
             pending = sum((s.name, seq) not in applied_keys for s in stations for seq in s.sender.held_seqs())
-            replayed = sum(s.sender.replayed for s in stations)
-            retransmitted = sum(s.sender.retransmitted for s in stations)
-        delays = np.asarray(ledger.delays)
-        duplicated = ledger.applications - applied
+            replayed, retransmitted = int(total("outbox_replayed_total")), int(total("outbox_retransmitted_total"))
+        delays, duplicated = np.asarray(ledger.latencies), ledger.duplicates
         return {
             "mode": self.mode, "sent": sent, "applied": applied, "lost": sent - applied, "duplicated": duplicated,
             "overflowed": overflowed, "replayed": replayed, "retransmitted": retransmitted,
@@ -311,9 +266,8 @@ class _Run:
             "overflow_lost": overflow_lost, "pending": pending,
             "delivery_ratio": applied / sent if sent else math.nan,
             "duplicate_ratio": duplicated / applied if applied else math.nan,
-            "data_frames": transmissions,
-            "disconnects": sum(s.disconnects for s in stations),
-            "offline_fraction": 1.0 - sum(s.up_total for s in stations) / (len(stations) * p.duration),
+            "data_frames": transmissions, "disconnects": self.tracker.losses,
+            "offline_fraction": 1.0 - total("offline_buffer_connected_seconds_total") / (len(stations) * p.duration),
             "delay_mean_s": float(delays.mean()) if len(delays) else math.nan,
             "delay_p99_s": float(np.quantile(delays, 0.99)) if len(delays) else math.nan,
             "drain_s": drain,
@@ -328,9 +282,7 @@ def simulate(p: OfflineBufferParams, mode: str, seed: int, replication: int = 0)
     """One mode in one replication: its summary row and its timeline."""
     if mode not in MODES:
         raise ParameterError("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
-    run = _Run(p, mode, seed, replication)
-    row = run.execute()
-    return row, pd.DataFrame(run.timeline)
+    return _Run(p, mode, seed, replication).execute()
 
 
 @scenario("offline-buffer", OfflineBufferParams,
