@@ -43,6 +43,7 @@ import simpy
 
 from sim.core.context import Context
 from sim.core.errors import ParameterError
+from sim.core.metrics import Count
 from sim.core.network import Message, Network
 from sim.core.timer import Timer
 
@@ -154,26 +155,15 @@ class PubSubBroker:
         """Observer: ``on_publish(publication, subscribed node bus addresses)`` at each accepted publish."""
         network.attach(name, self._on_message)
 
-    @property
-    def published(self) -> int:
-        """Messages accepted (fanned out to the subscriptions that existed then)."""
-        return int(self._published.value)
-
-    @property
-    def fanned_out(self) -> int:
-        """Copies put in subscription buffers."""
-        return int(self._fanned_out.value)
-
+    published = Count("_published", "Messages accepted (fanned out to the subscriptions that existed then).")
+    fanned_out = Count("_fanned_out", "Copies put in subscription buffers.")
     @property
     def cut_off(self) -> dict[str, int]:
         """Subscriptions closed for exceeding the output-buffer limit, by limit."""
         return {limit: int(child.value) for limit, child in self._cut_off.items()}
 
-    @property
-    def lost_in_buffer(self) -> int:
-        """Copies dropped with the buffer of a subscription that was cut off or reset."""
-        return int(self._lost_in_buffer.value)
-
+    lost_in_buffer = Count("_lost_in_buffer",
+                           "Copies dropped with the buffer of a subscription that was cut off or reset.")
     @property
     def subscribers(self) -> tuple[str, ...]:
         return tuple(self._subs)
@@ -388,25 +378,14 @@ class LogBroker:
         self._retention_armed = False
         network.attach(name, self._on_message)
 
-    @property
-    def published(self) -> int:
-        return int(self._published.value)
-
-    @property
-    def deleted(self) -> int:
-        """Records deleted by retention."""
-        return int(self._deleted.value)
-
+    published = Count("_published")
+    deleted = Count("_deleted", "Records deleted by retention.")
     @property
     def expired(self) -> dict[str, int]:
         """Per group, records it had not consumed that retention deleted before it came back."""
         return {key[1]: int(child.value) for key, child in self._expired.children().items() if key[0] == self.name}
 
-    @property
-    def fenced_commits(self) -> int:
-        """Commits refused because a newer consumer of the group had taken over."""
-        return int(self._fenced.value)
-
+    fenced_commits = Count("_fenced", "Commits refused because a newer consumer of the group had taken over.")
     def _on_message(self, msg: Message) -> None:
         kind, data = msg.payload
         if kind == PUBLISH:

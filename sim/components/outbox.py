@@ -49,7 +49,7 @@ import simpy
 from sim.components.client import CONNECTED, Client
 from sim.core.context import Context
 from sim.core.errors import ParameterError
-from sim.core.metrics import Metrics
+from sim.core.metrics import Count, Metrics
 from sim.core.timer import Timer, cancel
 
 if TYPE_CHECKING:
@@ -133,36 +133,14 @@ class Outbox:
         self._held_gauge = metrics.gauge("outbox_held_messages", "Messages held: not yet sent, or not yet acked",
                                          ("client",)).labels(client=client.name)
 
-    @property
-    def produced(self) -> int:
-        """Messages submitted by the application."""
-        return int(self._produced.value)
-
-    @property
-    def overflowed(self) -> int:
-        """Messages evicted (``drop_oldest``) or refused (``drop_newest``) because the outbox was full."""
-        return int(self._overflowed.value)
-
-    @property
-    def transmissions(self) -> int:
-        """Data frames sent: first sends, replays and retransmissions."""
-        return int(self._transmissions.value)
-
-    @property
-    def replayed(self) -> int:
-        """Messages sent again (or sent for the first time) by the replay after a reconnection."""
-        return int(self._replayed.value)
-
-    @property
-    def retransmitted(self) -> int:
-        """Messages sent again on a live connection after ``ack_timeout``."""
-        return int(self._retransmitted.value)
-
-    @property
-    def acked(self) -> int:
-        """Messages removed by their ack."""
-        return int(self._acked.value)
-
+    produced = Count("_produced", "Messages submitted by the application.")
+    overflowed = Count("_overflowed",
+                       "Messages evicted (``drop_oldest``) or refused (``drop_newest``) because the outbox was full.")
+    transmissions = Count("_transmissions", "Data frames sent: first sends, replays and retransmissions.")
+    replayed = Count("_replayed",
+                     "Messages sent again (or sent for the first time) by the replay after a reconnection.")
+    retransmitted = Count("_retransmitted", "Messages sent again on a live connection after ``ack_timeout``.")
+    acked = Count("_acked", "Messages removed by their ack.")
     # --- the application's side ---------------------------------------------------------
     def submit(self, body: Any, size_bytes: int = 0) -> int | None:
         """Hand a message to the outbox; its sequence number, or None if a full outbox refused it."""
@@ -249,20 +227,9 @@ class DirectSender:
         (self._dropped,) = _counters(client.ctx.metrics, client.name, messages_dropped_offline_total=
                                      "Messages produced while not connected, and dropped (no outbox)")
 
-    @property
-    def produced(self) -> int:
-        return int(self._produced.value)
-
-    @property
-    def transmissions(self) -> int:
-        """Messages sent (each at most once)."""
-        return int(self._transmissions.value)
-
-    @property
-    def dropped_offline(self) -> int:
-        """Messages produced while the client was not connected, and dropped."""
-        return int(self._dropped.value)
-
+    produced = Count("_produced")
+    transmissions = Count("_transmissions", "Messages sent (each at most once).")
+    dropped_offline = Count("_dropped", "Messages produced while the client was not connected, and dropped.")
     def submit(self, body: Any, size_bytes: int = 0) -> int | None:
         """Send at once; the sequence number if sent, None if dropped because not connected."""
         self._next_seq += 1

@@ -23,7 +23,7 @@ import simpy
 from sim.components.backoff import Backoff, BackoffState
 from sim.components.client import DISCONNECTED, Client
 from sim.core.context import Context
-from sim.core.metrics import Metrics
+from sim.core.metrics import Count, Metrics
 from sim.core.network import Network
 
 
@@ -37,8 +37,8 @@ class ReconnectTracker:
     The counts are series of a metrics registry (:class:`~sim.core.metrics.Metrics`), labelled
     ``clients=<name>``: ``reconnect_attempts_total``, ``reconnect_refused_total``,
     ``reconnect_timeouts_total``, ``reconnect_no_endpoint_total``, ``reconnect_gave_up_total``,
-    ``reconnect_connections_lost_total``, the gauge ``reconnect_clients_connected`` and the histogram ``reconnect_duration_seconds``
-    (which keeps every duration). Pass the run's registry (``ctx.metrics``) so they are exposed
+    ``reconnect_connections_lost_total``, the gauge ``reconnect_clients_connected`` and the
+    histogram ``reconnect_duration_seconds`` (which keeps every duration). Pass the run's registry (``ctx.metrics``) so they are exposed
     with the rest of the run; without one, the first client's environment gets a registry of the
     tracker's own. The tracker adds what a counter has no room for: attempts and refusals binned
     by second of simulated time, and the time of the last reconnection. Its attributes read the
@@ -148,30 +148,11 @@ class ReconnectTracker:
         self._gave_up.inc()
 
     # --- what they did, read back from the registry ---------------------------------------
-    @property
-    def timeouts(self) -> int:
-        """Attempts that got no answer within the connect timeout."""
-        return int(self._timeouts.value) if self.metrics is not None else 0
-
-    @property
-    def gave_up(self) -> int:
-        """Clients whose policy gave up."""
-        return int(self._gave_up.value) if self.metrics is not None else 0
-
-    @property
-    def no_endpoint(self) -> int:
-        """Attempts that found no endpoint (the router answered None); also counted as refused."""
-        return int(self._no_endpoint.value) if self.metrics is not None else 0
-
-    @property
-    def losses(self) -> int:
-        """Established connections lost (not those the clients closed themselves)."""
-        return int(self._lost.value) if self.metrics is not None else 0
-
-    @property
-    def connected(self) -> int:
-        """Clients connected right now."""
-        return int(self._connected.value) if self.metrics is not None else 0
+    timeouts = Count("_timeouts", "Attempts that got no answer within the connect timeout.")
+    gave_up = Count("_gave_up", "Clients whose policy gave up.")
+    no_endpoint = Count("_no_endpoint", "Attempts that found no endpoint (the router answered None); also refused.")
+    losses = Count("_lost", "Established connections lost (not those the clients closed themselves).")
+    connected = Count("_connected", "Clients connected right now.")
 
     @property
     def reconnect_times(self) -> list[float]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Hashable
 
-from sim.core.metrics import DEFAULT_BUCKETS, Metrics
+from sim.core.metrics import DEFAULT_BUCKETS, Count, Metrics
 
 
 class DeliveryLedger:
@@ -25,7 +25,8 @@ class DeliveryLedger:
 
     __slots__ = ("env", "name", "count", "last_at", "_all", "_first", "_latency")
 
-    def __init__(self, metrics: Metrics, name: str = "deliveries", buckets: tuple[float, ...] = DEFAULT_BUCKETS) -> None:
+    def __init__(self, metrics: Metrics, name: str = "deliveries",
+                 buckets: tuple[float, ...] = DEFAULT_BUCKETS) -> None:
         self.env = metrics.env
         self.name = name
         self.count: dict[Hashable, int] = {}
@@ -57,16 +58,8 @@ class DeliveryLedger:
         self._latency.observe(now - sent_at)
         return True
 
-    @property
-    def delivered(self) -> int:
-        """Copies delivered, duplicates included."""
-        return int(self._all.value)
-
-    @property
-    def unique(self) -> int:
-        """Keys delivered at least once."""
-        return int(self._first.value)
-
+    delivered = Count("_all", "Copies delivered, duplicates included.")
+    unique = Count("_first", "Keys delivered at least once.")
     @property
     def duplicates(self) -> int:
         """Copies beyond the first."""

@@ -183,6 +183,23 @@ class HistogramChild:
         return out
 
 
+class Count:
+    """A read-only attribute that reads a series back as a whole number: ``produced =
+    Count("_produced")`` makes ``obj.produced`` the value of the counter or gauge child held in
+    ``obj._produced`` (0 while that attribute is unset), so an object keeps its counts in the
+    registry and still shows them as attributes."""
+
+    def __init__(self, attribute: str, doc: str = "") -> None:
+        self.attribute = attribute
+        self.__doc__ = doc
+
+    def __get__(self, obj: object, owner: type | None = None):
+        if obj is None:
+            return self
+        series = getattr(obj, self.attribute, None)
+        return 0 if series is None else int(series.value)
+
+
 class MetricFamily:
     """A named metric with fixed label names; children hold the series."""
 

@@ -124,8 +124,8 @@ class _Station:
             self.sender: Outbox | DirectSender = DirectSender(self.client)
         else:
             self.sender = Outbox(run.ctx, self.client, capacity=p.capacity, overflow=p.overflow,
-                                 ack_timeout=p.ack_timeout, on_overflow=lambda seq, _b: run.overflowed.append((name, seq)),
-                                 on_drained=lambda _o: self._maybe_finish())
+                                 ack_timeout=p.ack_timeout, on_drained=lambda _o: self._maybe_finish(),
+                                 on_overflow=lambda seq, _body: run.overflowed.append((name, seq)))
         self.producing, self.stopping, self.up_since = True, False, math.nan
         self._up_seconds = metrics.counter("offline_buffer_connected_seconds_total",
                                            "Connected time within the production period", ("client",)).labels(name)
