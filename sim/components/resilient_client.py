@@ -49,7 +49,7 @@ class ReconnectTracker:
     """
 
     __slots__ = ("name", "bin_s", "attempts", "refused", "last_reconnect_at", "metrics", "_attempts", "_refused",
-                 "_timeouts", "_no_endpoint", "_gave_up", "_lost", "_connected", "_durations")
+                 "_timeouts", "_no_endpoint", "_gave_up", "_lost", "_lost_by", "_connected", "_durations")
 
     def __init__(self, metrics: Metrics | None = None, bin_s: float = 1.0, *, clients: str = "clients") -> None:
         self.name = clients
@@ -93,8 +93,10 @@ class ReconnectTracker:
         self._timeouts = counter("reconnect_timeouts_total", "Attempts without an answer within the connect timeout")
         self._no_endpoint = counter("reconnect_no_endpoint_total", "Attempts for which the router had no endpoint")
         self._gave_up = counter("reconnect_gave_up_total", "Clients whose backoff policy gave up")
-        self._lost = counter("reconnect_connections_lost_total",
-                             "Established connections lost (close frame, reset or heartbeat timeout)")
+        self._lost = metrics.counter("reconnect_connections_lost_total", "Established connections lost, by how the "
+                                     "client noticed (clean close frame, reset, timeout) and close code",
+                                     ("clients", "how", "code"))
+        self._lost_by: dict[tuple[str, int], Any] = {}
         self._connected = metrics.gauge("reconnect_clients_connected", "Clients connected", by).labels(**labels)
         self._durations = metrics.histogram("reconnect_duration_seconds", "From noticing a loss to connected again",
                                             by, buckets=RECONNECT_BUCKETS).labels(**labels)
@@ -139,10 +141,24 @@ class ReconnectTracker:
         """A connection was closed by its client."""
         self._connected.dec()
 
-    def lost(self) -> None:
-        """An established connection was lost (the client will try to reconnect)."""
+    def lost(self, how: str, code: int) -> None:
+        """An established connection was lost (the client will try to reconnect): ``how`` the
+        client noticed (``clean``, ``reset``, ``timeout``) and the close code."""
         self._connected.dec()
-        self._lost.inc()
+        series = self._lost_by.get((how, code))
+        if series is None:
+            series = self._lost_by[how, code] = self._lost.labels(clients=self.name, how=how, code=code)
+        series.inc()
+
+    def losses_by(self, how: str | None = None, code: int | None = None) -> int:
+        """Established connections lost (not those the clients closed), of one ``how`` and/or ``code``."""
+        return sum(int(series.value) for (h, c), series in self._lost_by.items()
+                   if (how is None or h == how) and (code is None or c == code)) if self.metrics is not None else 0
+
+    @property
+    def losses(self) -> int:
+        """Established connections lost (not those the clients closed themselves)."""
+        return self.losses_by()
 
     def gave_up_one(self) -> None:
         self._gave_up.inc()
@@ -151,7 +167,6 @@ class ReconnectTracker:
     timeouts = Count("_timeouts", "Attempts that got no answer within the connect timeout.")
     gave_up = Count("_gave_up", "Clients whose policy gave up.")
     no_endpoint = Count("_no_endpoint", "Attempts that found no endpoint (the router answered None); also refused.")
-    losses = Count("_lost", "Established connections lost (not those the clients closed themselves).")
     connected = Count("_connected", "Clients connected right now.")
 
     @property
@@ -313,7 +328,7 @@ class ResilientClient(Client):
     def _lost(self, how: str, code: int) -> None:
         super()._lost(how, code)
         now = self.env.now
-        self.tracker.lost()
+        self.tracker.lost(how, code)
         self._router_says("closed")
         self.lost_at = now
         self.policy.disconnected(self.backoff, now - self.connected_at)

@@ -137,7 +137,7 @@ class AutoscalingParams(Params):
 class Fleet:
     """What the users and the platform did to the connections, counted once for all users."""
 
-    __slots__ = ("deployment", "network", "env", "max_age", "jitter", "uniform", "closed_for_age", "cut")
+    __slots__ = ("deployment", "network", "env", "max_age", "jitter", "uniform", "closed_for_age")
 
     def __init__(self, ctx: Context, deployment: Deployment, network: Network, max_age: float | None,
                  jitter: float) -> None:
@@ -148,8 +148,6 @@ class Fleet:
         self.jitter = jitter
         self.uniform = Uniform(0.0, 1.0).bind(ctx.rng("max_age")).sample
         self.closed_for_age = 0
-        self.cut = {"clean": 0, "reset": 0, "timeout": 0}
-        """Connections lost by users still there, by how the client noticed."""
 
     def connected(self, client: ResilientClient) -> None:
         """A handshake was accepted: with ``max_age``, the pod schedules the connection's end."""
@@ -162,10 +160,6 @@ class Fleet:
         age = self.max_age * (1 + self.jitter * (2 * self.uniform() - 1))
         timer = self.env.timeout(max(0.0, accepted_at + age - self.env.now), (client.name, server, accepted_at))
         timer.callbacks.append(self._expire)
-
-    def lost(self, client: ResilientClient, how: str, code: int) -> None:
-        """A user still there lost its connection (the client reconnects through the Service)."""
-        self.cut[how] += 1
 
     def _expire(self, event) -> None:
         name, server, accepted_at = event.value
@@ -205,7 +199,7 @@ def simulate(p: AutoscalingParams, seed: int, remedy: str, replication: int = 0
             name = f"u{users[0]}"
             # the one connection stack: every attempt asks the Service for a pod
             user = ResilientClient(ctx, name, net, None, policy, tracker, jitter, router=deployment.service,
-                                   key=ClientKey(name, 0), on_connect=fleet.connected, on_disconnect=fleet.lost)
+                                   key=ClientKey(name, 0), on_connect=fleet.connected)
             user.start()
             env.timeout(lifetimes.sample(), user).callbacks.append(lambda ev: ev.value.stop())
 
@@ -248,7 +242,7 @@ def simulate(p: AutoscalingParams, seed: int, remedy: str, replication: int = 0
         "mean_imbalance": float(imbalance[measured].mean()) if measured.any() else math.nan,
         "peak_max_per_pod": int(series.max_per_ready_pod.max()),
         "pod_seconds": round(deployment.pod_seconds(p.horizon), 3),
-        "reconnects_caused": sum(fleet.cut.values()),
+        "reconnects_caused": tracker.losses,  # connections lost by users still there
         "closed_for_max_age": fleet.closed_for_age,
         "drained_on_scale_in": deployment.drained,
         "dropped_on_scale_in": deployment.dropped,

@@ -133,7 +133,6 @@ class _Shared:
         self.env = env
         self.lb = lb
         self.sessions = sessions
-        self.codes: dict[int, int] = {}
         self.disruptions: list[float] = []  # loss -> connected with a usable session, per reconnection
         self.last_resumed_at = math.nan
 
@@ -143,9 +142,6 @@ class _Shared:
         if not math.isnan(client.lost_at):
             self.disruptions.append(now + fetch - client.lost_at)
             self.last_resumed_at = now + fetch
-
-    def disconnected(self, client: ResilientClient, how: str, code: int) -> None:
-        self.codes[code] = self.codes.get(code, 0) + 1
 
 
 def simulate(p: RollingUpdateParams, seed: int, termination: str, store_on: bool, replication: int = 0
@@ -180,7 +176,7 @@ def simulate(p: RollingUpdateParams, seed: int, termination: str, store_on: bool
         key = ClientKey(f"c{i}", int(addresses[i]))
         # the one connection stack: each attempt asks the Service (the balancer) for a pod
         client = ResilientClient(ctx, key.name, net, None, backoff, tracker, draw, router=lb, key=key,
-                                 on_connect=shared.connected, on_disconnect=shared.disconnected)
+                                 on_connect=shared.connected)
         backend = lb.route(key)
         client.place(backend)
         client.adopt_connection()  # tells the balancer the connection is open
@@ -209,7 +205,7 @@ def simulate(p: RollingUpdateParams, seed: int, termination: str, store_on: bool
     refused = [tracker.refused.get(b, 0) for b in bins]
     disruptions = np.asarray(shared.disruptions)
     counts = sessions.counts
-    losses = sum(shared.codes.values())
+    losses = tracker.losses
     all_back = tracker.connected == p.clients and tracker.gave_up == 0
     row = {
         "termination": termination,
@@ -218,9 +214,9 @@ def simulate(p: RollingUpdateParams, seed: int, termination: str, store_on: bool
         "clients": p.clients,
         "pods": p.pods,
         "disconnections": losses,
-        "closed_1001": shared.codes.get(frames.GOING_AWAY, 0),
-        "closed_1012": shared.codes.get(frames.SERVICE_RESTART, 0),
-        "closed_1006": shared.codes.get(frames.ABNORMAL_CLOSURE, 0),
+        "closed_1001": tracker.losses_by(code=frames.GOING_AWAY),
+        "closed_1012": tracker.losses_by(code=frames.SERVICE_RESTART),
+        "closed_1006": tracker.losses_by(code=frames.ABNORMAL_CLOSURE),
         "peak_attempts_per_s": max(attempts) if attempts else 0,
         "attempts": sum(attempts),
         "refused_attempts": sum(refused),
