@@ -137,6 +137,11 @@ class ReconnectTracker:
             self._durations.observe(now - lost_at)
             self.last_reconnect_at = now
 
+    def adopted(self, clients: int = 1) -> None:
+        """``clients`` more clients are connected from the start (first connections, no
+        reconnection; e.g. a storm's clients of the servers that stay up, never built)."""
+        self._connected.inc(clients)
+
     def closed(self) -> None:
         """A connection was closed by its client."""
         self._connected.dec()
