@@ -125,6 +125,7 @@ def simulate(p: ReconnectStormParams, seed: int, strategy: str,
     uniform = Uniform(0.0, 1.0).bind(ctx.rng("backoff")).sample
     heartbeat = p.heartbeat_interval if p.crash == "host" else None
     victim = servers[0]
+    untouched = 0
     for i in range(p.clients):
         server = servers[i % p.servers]
         if server is not victim and heartbeat is None:
@@ -132,13 +133,14 @@ def simulate(p: ReconnectStormParams, seed: int, strategy: str,
             # heartbeats their connections carry nothing (no event, no random draw), so they are
             # counted connected, not simulated. (With heartbeats every client stays an object:
             # its pings draw latencies from the stream the storm's own messages use.)
-            tracker.connected += 1
+            untouched += 1
             server.adopt(f"c{i}")
             continue
         client = ResilientClient(ctx, f"c{i}", net, server.name, policy, tracker, uniform,
                                  heartbeat_interval=heartbeat)
         client.adopt_connection()
         server.adopt(client.name)
+    tracker.adopted(untouched)  # connected from the start, counted at once
     affected = len(victim.connections)
     victim.schedule_outage(p.crash_at, p.downtime, host=p.crash == "host")
 
