@@ -195,7 +195,7 @@ def build_course(notebook_dir: Path | None, out: Path, *, cell_timeout: float | 
     index (default ``sim.claims.load_claims()``, none if that module does not exist yet).
     ``browser_check``: open every page in headless Chromium afterwards (:mod:`sim.course_browser`),
     save screenshots into ``OUT/screenshots/`` and fail the build on a console error or raw TeX."""
-    from sim.core.errors import ParameterError
+    from sim.core.errors import ParameterError, UserError
     from sim.core.result import check_output_dir, replace_directory
 
     notebook_dir = notebook_dir or default_notebook_dir()
@@ -219,8 +219,6 @@ def build_course(notebook_dir: Path | None, out: Path, *, cell_timeout: float | 
 
         if find_chromium() is None:
             raise ParameterError("--browser-check", "needs Chromium (Debian package `chromium`); none found")
-    from sim.core.errors import UserError
-
     try:
         questions = course_questions()
     except UserError as err:  # the pages are still worth building: the index goes without titles
