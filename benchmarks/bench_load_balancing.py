@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import subprocess
 import sys
 import time
+
+from _harness import child_env, measure, verdict
 
 TARGETS = {100_000: (10.0, None), 1_000_000: (60.0, 1024.0)}
 """clients -> (wall seconds, peak MiB); other sizes are measured without a target."""
@@ -66,30 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.child is not None:
         child(args.child, args.nodes, args.spawned_at)
         return 0
-    env, cwd = dict(os.environ), None
-    if args.tree:
-        cwd = os.path.abspath(args.tree)
-        env["PYTHONPATH"] = cwd
+    env, cwd = child_env(args.tree)
     ok = True
     for clients in args.clients:
-        spawned = time.time()
-        done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", str(clients), "--nodes",
-                               str(args.nodes), "--spawned-at", repr(spawned)], env=env, cwd=cwd, check=True,
-                              capture_output=True, text=True)
-        m = json.loads(done.stdout.strip().splitlines()[-1])
-        wall_target, mib_target = TARGETS.get(clients, (None, None))
-        verdict = []
-        if wall_target is not None:
-            verdict.append(f"wall <= {wall_target:g} s: {'ok' if m['wall_s'] <= wall_target else 'OVER'}")
-            ok &= m["wall_s"] <= wall_target
-        if mib_target is not None:
-            verdict.append(f"peak <= {mib_target:g} MiB: {'ok' if m['peak_mib'] <= mib_target else 'OVER'}")
-            ok &= m["peak_mib"] <= mib_target
+        m = measure(__file__, ["--child", str(clients), "--nodes", str(args.nodes)], env, cwd)
+        met, note = verdict(m, *TARGETS.get(clients, (None, None)))
+        ok &= met
         events = 3 * clients
         per_policy = m["cpu_s"] / m["policies"]
         print(f"load-balancing, {clients:,} clients over {args.nodes} nodes, {m['policies']} policies, seed 1")
         print(f"  whole run          {m['wall_s']:7.2f} s wall, {m['cpu_s']:7.2f} CPU s, peak {m['peak_mib']:6.0f} MiB"
-              + (f"  ({'; '.join(verdict)})" if verdict else ""))
+              + note)
         print(f"  work               {events:,} calendar events per policy = {3 * m['policies']} per client in all")
         print(f"  bare simpy loop    {m['bare_cpu_s']:7.2f} CPU s for {events:,} events (one policy's calendar), "
               f"same process")

@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 
+from _harness import child_env, measure, verdict
+
 TARGETS = {100_000: (6.0, None), 1_000_000: (60.0, 1024.0)}
 """clients -> (wall seconds, peak MiB); other sizes are measured without a target."""
 
@@ -103,14 +105,6 @@ def child(clients: int, strategy: str, spawned_at: float) -> None:
     print(json.dumps(out))
 
 
-def measure(clients: int, strategy: str, env: dict, cwd: str | None) -> dict:
-    spawned = time.time()
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", str(clients), "--strategy", strategy,
-                           "--spawned-at", repr(spawned)], env=env, cwd=cwd, check=True, capture_output=True,
-                          text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -122,30 +116,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.child is not None:
         child(args.child, args.strategy, args.spawned_at)
         return 0
-    env, cwd = dict(os.environ), None
-    if args.tree:
-        cwd = os.path.abspath(args.tree)
-        env["PYTHONPATH"] = cwd
+    env, cwd = child_env(args.tree)
     found = subprocess.run([sys.executable, "-c", "import sim; print(sim.__file__)"], env=env, cwd=cwd, check=True,
                            capture_output=True, text=True).stdout.strip()
     print(f"timing {found}; reconnect-storm, strategy {args.strategy}, seed 1")
     ok = True
     for n in args.clients:
-        m = measure(n, args.strategy, env, cwd)
+        m = measure(__file__, ["--child", str(n), "--strategy", args.strategy], env, cwd)
         rate = m["events"] / m["run_cpu_s"] if m["run_cpu_s"] else float("nan")
         bare_rate = m["bare_events"] / m["bare_cpu_s"] if m["bare_cpu_s"] else float("nan")
-        wall_target, mib_target = TARGETS.get(n, (None, None))
-        verdict = []
-        if wall_target is not None:
-            verdict.append(f"wall <= {wall_target:g} s: {'ok' if m['wall_s'] <= wall_target else 'OVER'}")
-            ok &= m["wall_s"] <= wall_target
-        if mib_target is not None:
-            verdict.append(f"peak <= {mib_target:g} MiB: {'ok' if m['peak_mib'] <= mib_target else 'OVER'}")
-            ok &= m["peak_mib"] <= mib_target
+        met, note = verdict(m, *TARGETS.get(n, (None, None)))
+        ok &= met
         print(f"{n:,} clients ({m['affected']:,} lose their connection; {m['attempts']:,} attempts, "
               f"{m['reconnected']:,} back)")
         print(f"  storm, whole run    {m['wall_s']:7.2f} s wall, {m['cpu_s']:7.2f} CPU s, peak {m['peak_mib']:6.0f} MiB"
-              + (f"  ({'; '.join(verdict)})" if verdict else ""))
+              + note)
         print(f"  storm, env.run      {m['run_cpu_s']:7.2f} CPU s for {m['events']:,} events "
               f"= {m['events'] / n:.2f} per client, {rate:,.0f} events per CPU s")
         print(f"  bare simpy loop     {m['bare_cpu_s']:7.2f} CPU s for {m['bare_events']:,} events, "
