@@ -25,6 +25,7 @@ from sim.components.client import DISCONNECTED, Client
 from sim.core.context import Context
 from sim.core.metrics import Count, Metrics
 from sim.core.network import Network
+from sim.core.timer import call_later
 
 
 #: Bucket bounds of ``reconnect_duration_seconds`` (a reconnection takes from a round trip to minutes).
@@ -295,7 +296,7 @@ class ResilientClient(Client):
             if hook is not None:
                 hook(self.endpoint)
 
-    def _attempt(self, _event: simpy.Event | None = None) -> None:
+    def _attempt(self, _arg: Any = None) -> None:
         if self.stopped or self.state != DISCONNECTED:
             return
         if self.router is not None:
@@ -349,4 +350,4 @@ class ResilientClient(Client):
         if delay <= 0:
             self._attempt()
         else:
-            self.env.timeout(delay).callbacks.append(self._attempt)
+            call_later(self.env, delay, self._attempt)

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import simpy
 
+from sim.core.environment import Environment
 from sim.core.metrics import Metrics
 
 
@@ -35,8 +36,8 @@ class Context:
         """The run's seed."""
         self.replication: int = int(replication)
         """Index of this independent replication of the same configuration."""
-        self.env: simpy.Environment = simpy.Environment()
-        """The simpy environment; ``env.now`` is the simulated time in seconds."""
+        self.env: Environment = Environment()
+        """The simpy environment (with a calendar lane for timers); ``env.now`` is the simulated time in seconds."""
         self.metrics: Metrics = Metrics(self.env)
         """Counters, gauges and histograms of this run."""
         self._streams: dict[str, np.random.Generator] = {}

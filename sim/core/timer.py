@@ -12,11 +12,21 @@ from typing import Any, Callable
 import simpy
 
 
+def call_later(env: simpy.Environment, delay: float, callback: Callable[[Any], None], arg: Any = None) -> None:
+    """Call ``callback(arg)`` in ``delay`` seconds: in the calendar lane of a
+    :class:`sim.core.environment.Environment` (the runs' own), else through a simpy timeout."""
+    lane = getattr(env, "call_later", None)
+    if lane is not None:
+        lane(delay, callback, arg)
+    else:
+        env.timeout(delay, arg).callbacks.append(lambda event: callback(event.value))
+
+
 class Timer:
     """Calls ``callback()`` ``delay`` seconds from now, unless :meth:`cancel` is called first.
 
-    One simpy timeout underneath (a cancelled timer still costs its event when it comes due,
-    and does nothing then)."""
+    One entry of the environment's calendar underneath (see :func:`call_later`; a cancelled
+    timer still costs its turn when it comes due, and does nothing then)."""
 
     __slots__ = ("callback", "active")
 
@@ -24,9 +34,9 @@ class Timer:
         self.callback = callback
         self.active = True
         """True until the timer fires or is cancelled."""
-        env.timeout(delay).callbacks.append(self._fire)
+        call_later(env, delay, self._fire)
 
-    def _fire(self, _event: simpy.Event) -> None:
+    def _fire(self, _arg: Any = None) -> None:
         if self.active:
             self.active = False
             self.callback()
@@ -120,4 +130,4 @@ def deadlines(env: simpy.Environment, delay: float, callback: Callable[[Any], No
     return found
 
 
-__all__ = ["Deadlines", "Timer", "cancel", "deadlines"]
+__all__ = ["Deadlines", "Timer", "call_later", "cancel", "deadlines"]

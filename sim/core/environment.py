@@ -1,0 +1,125 @@
+"""simpy's environment with a second lane for the many timers that only call a function.
+
+A storm of 1,000,000 clients keeps ~250,000 retry timers pending for tens of seconds each. In
+simpy's one binary heap every event then pays ~18 levels of tuple comparisons scattered over
+memory, and the run slows down threefold (measured: 1.2 M callbacks/s with 1,000 pending,
+0.37 M/s with 250,000). :meth:`Environment.call_later` keeps such timers in a calendar
+instead: buckets of ``bucket_s`` seconds, each a plain list until its turn comes, then a small
+heap. simpy's own heap keeps the short-lived events (messages in flight, processes), so it
+stays small.
+
+The order of events is exactly simpy's: a calendar entry takes its ``(time, priority, id)`` from
+the same clock and the same event counter a Timeout would, and :meth:`step` takes whichever of
+the two lanes holds the smaller key. A run is the same event for event with or without the lane.
+"""
+
+from __future__ import annotations
+
+from heapq import heapify, heappop, heappush
+from typing import Any, Callable
+
+import simpy
+from simpy.core import EmptySchedule, Infinity, StopSimulation
+from simpy.events import NORMAL, URGENT
+
+
+class Environment(simpy.Environment):
+    """A :class:`simpy.Environment` with :meth:`call_later` (see the module docstring)."""
+
+    bucket_s = 0.1
+    """Width of a calendar bucket, in seconds (a few hundred timers each in a 1,000,000-client storm)."""
+
+    def __init__(self, initial_time: float = 0) -> None:
+        super().__init__(initial_time)
+        self._buckets: dict[int, list[tuple]] = {}  # bucket number -> entries, unsorted
+        self._bucket_keys: list[int] = []  # heap of the numbers in _buckets
+        self._current: list[tuple] = []  # heap of the entries of bucket _current_key (and earlier)
+        self._current_key = -(1 << 62)
+
+    def call_later(self, delay: float, callback: Callable[[Any], None], arg: Any = None) -> None:
+        """Call ``callback(arg)`` in ``delay`` seconds (>= 0), exactly when ``env.timeout(delay)``
+        would fire; it cannot be withdrawn (see :class:`~sim.core.timer.Timer` for that)."""
+        if delay < 0:
+            raise ValueError(f"Negative delay {delay}")
+        at = self._now + delay  # the very sum simpy makes for a timeout
+        entry = (at, NORMAL, next(self._eid), callback, arg)
+        key = int(at // self.bucket_s)
+        if key <= self._current_key:
+            heappush(self._current, entry)
+            return
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            self._buckets[key] = [entry]
+            heappush(self._bucket_keys, key)
+        else:
+            bucket.append(entry)
+
+    def _calendar_head(self) -> tuple | None:
+        """The calendar's earliest entry (None if empty), loading the next bucket when needed."""
+        current = self._current
+        if not current:
+            keys = self._bucket_keys
+            if not keys:
+                return None
+            key = heappop(keys)
+            current = self._current = self._buckets.pop(key)
+            heapify(current)
+            self._current_key = key
+        return current[0]
+
+    def peek(self) -> float:
+        head = self._calendar_head()
+        at = self._queue[0][0] if self._queue else Infinity
+        return at if head is None or head[0] > at else head[0]
+
+    def step(self) -> None:
+        """Process the next event of either lane (the one with the smaller (time, priority, id))."""
+        head = self._calendar_head()
+        if head is not None:
+            queue = self._queue
+            if not queue or head < queue[0]:  # ids are unique: the comparison never reaches the event
+                heappop(self._current)
+                self._now = head[0]
+                head[3](head[4])
+                return
+        super().step()
+
+    def run(self, until: Any = None) -> Any:
+        """simpy's ``run``, with its loop of :meth:`step` written out: the loop is the hot path of
+        every run, and a call of ``step`` per event costs a tenth of a storm."""
+        if until is not None and not isinstance(until, simpy.Event):
+            at = until if isinstance(until, int) else float(until)
+            if at <= self.now:
+                raise ValueError(f"until ({at}) must be greater than the current simulation time")
+            until = simpy.Event(self)
+            until._ok = True
+            until._value = None
+            self.schedule(until, URGENT, at - self.now)
+        elif until is not None and until.callbacks is None:
+            return until.value
+        if until is not None:
+            until.callbacks.append(StopSimulation.callback)
+        queue = self._queue
+        simpy_step = super().step
+        try:
+            while True:
+                current = self._current
+                if current or self._calendar_head() is not None:
+                    current = self._current
+                    head = current[0]
+                    if not queue or head < queue[0]:
+                        heappop(current)
+                        self._now = head[0]
+                        head[3](head[4])
+                        continue
+                simpy_step()
+        except StopSimulation as exc:
+            return exc.args[0]
+        except EmptySchedule:
+            if until is not None:
+                assert not until.triggered
+                raise RuntimeError(f'No scheduled events left but "until" event was not triggered: {until}') from None
+        return None
+
+
+__all__ = ["Environment"]
