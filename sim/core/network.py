@@ -5,8 +5,8 @@ Every message is accounted for. For original messages,
 network are counted apart with the same law
 (``duplicated == duplicates_delivered + duplicates_dropped + duplicates_in_flight``).
 
-Delivery is a callback (``handler(message)``) at the arrival time, which costs one simpy
-event per message and no process per node.
+Delivery is a callback (``handler(message)``) at the arrival time, which costs one entry of the
+environment's calendar per message (:func:`~sim.core.timer.call_later`) and no process per node.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import simpy
 from sim.core.context import Context
 from sim.core.distributions import Constant, Distribution
 from sim.core.errors import ParameterError
+from sim.core.timer import call_later
 
 Handler = Callable[["Message"], None]
 
@@ -98,6 +99,9 @@ class Network:
     def __init__(self, ctx: Context, default: LinkSpec | None = None, *, name: str = "network") -> None:
         self.ctx = ctx
         self.env: simpy.Environment = ctx.env
+        later = getattr(self.env, "call_later", None)
+        self._later: Callable[[float, Handler, Message], None] = (
+            later if later is not None else lambda delay, callback, msg: call_later(self.env, delay, callback, msg))
         self.name = name
         self.default = default or LinkSpec()
         """The link spec used between nodes that have no link of their own."""
@@ -226,7 +230,7 @@ class Network:
         link = self._shared if self._all_default else self._link(src, dst)
         if link is not None and link.plain and not self._cuts:
             # the hot path (a herd of handshakes): nothing but the latency can happen to it
-            env.timeout(link.sample(), msg).callbacks.append(self._arrive)
+            self._later(link.sample(), self._arrive, msg)
             return msg
         if link is None:
             link = self._link(src, dst)
@@ -255,11 +259,9 @@ class Network:
             link.last_arrival = now + delay  # equal times keep send order (simpy breaks ties by event id)
         if spec.reorder and link.rng.random() < spec.reorder:
             delay += spec.reorder_delay or 2 * spec.latency.mean
-        event = self.env.timeout(delay, msg)
-        event.callbacks.append(self._arrive)
+        self._later(delay, self._arrive, msg)
 
-    def _arrive(self, event: simpy.Event) -> None:
-        msg: Message = event.value
+    def _arrive(self, msg: Message) -> None:
         if self._cuts and self.partitioned(msg.src, msg.dst):
             self._drop(msg, "partition")
             return
