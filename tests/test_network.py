@@ -24,10 +24,11 @@ def at(env: simpy.Environment, t: float, fn) -> None:
 
 
 def pending_messages(env: simpy.Environment) -> tuple[int, int]:
-    """(originals, duplicates) still scheduled in simpy's queue: counted independently of Network."""
+    """(originals, duplicates) still scheduled in the environment: counted independently of Network."""
     originals = duplicates = 0
-    for _t, _prio, _eid, event in env._queue:  # simpy internals: the event heap
-        value = getattr(event, "_value", None)
+    values = [getattr(event, "_value", None) for _t, _prio, _eid, event in env._queue]  # simpy internals: its heap
+    values += [arg for _t, _callback, arg in env.calendar()]  # and the calendar lane, where messages travel
+    for value in values:
         if isinstance(value, Message):
             if value.duplicate:
                 duplicates += 1

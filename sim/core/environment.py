@@ -54,6 +54,12 @@ class Environment(simpy.Environment):
         else:
             bucket.append(entry)
 
+    def calendar(self) -> list[tuple[float, Callable[[Any], None], Any]]:
+        """The calendar's pending entries as ``(time, callback, arg)``, earliest first (for tests and
+        debugging: simpy's own pending events stay in ``_queue``)."""
+        entries = sorted([*self._current, *(e for bucket in self._buckets.values() for e in bucket)])
+        return [(at, callback, arg) for at, _priority, _id, callback, arg in entries]
+
     def _calendar_head(self) -> tuple | None:
         """The calendar's earliest entry (None if empty), loading the next bucket when needed."""
         current = self._current
