@@ -108,7 +108,8 @@ class Backoff:
 class Textbook(Backoff):
     """The strategies of the AWS Architecture Blog post (see the module docstring)."""
 
-    __slots__ = ("name", "base", "multiplier", "cap", "first_exponent", "max_attempts", "connect_timeout")
+    __slots__ = ("name", "base", "multiplier", "cap", "first_exponent", "max_attempts", "connect_timeout",
+                 "_capped_from")
 
     def __init__(self, name: str, base: float = 1.0, multiplier: float = 2.0, cap: float = 60.0, *,
                  first_exponent: int = 0, max_attempts: int | None = None, connect_timeout: float = 10.0) -> None:
@@ -130,12 +131,14 @@ class Textbook(Backoff):
             raise ParameterError("max_attempts", f"must be an integer >= 1 or none, got {max_attempts!r}")
         self.max_attempts = max_attempts
         self.connect_timeout = _positive("connect_timeout", connect_timeout)
+        # past this exponent the power is not needed (and could overflow): v is the cap
+        self._capped_from = (math.log(self.cap / self.base) / math.log(self.multiplier) + 1
+                             if self.multiplier > 1 and self.base > 0 else math.inf)
 
     def ceiling(self, k: int) -> float:
         """v(k) = min(cap, base * multiplier ** (k + first_exponent))."""
         exponent = k + self.first_exponent
-        # past the cap the power is not needed (and could overflow)
-        if self.multiplier > 1 and exponent > math.log(self.cap / self.base) / math.log(self.multiplier) + 1:
+        if exponent > self._capped_from:
             return self.cap
         return min(self.cap, self.base * self.multiplier**exponent)
 

@@ -25,7 +25,6 @@ from sim.components.client import DISCONNECTED, Client
 from sim.core.context import Context
 from sim.core.metrics import Count, Metrics
 from sim.core.network import Network
-from sim.core.timer import call_later
 
 
 #: Bucket bounds of ``reconnect_duration_seconds`` (a reconnection takes from a round trip to minutes).
@@ -350,4 +349,4 @@ class ResilientClient(Client):
         if delay <= 0:
             self._attempt()
         else:
-            call_later(self.env, delay, self._attempt)
+            self.env.call_later(delay, self._attempt)
