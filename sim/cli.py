@@ -386,10 +386,15 @@ def _run(args: argparse.Namespace) -> int:
         from sim.core.result import check_output_dir
 
         check_output_dir(args.out)  # before running: nothing computed is lost to a bad path
+    from sim.core.params import REASONABLE_SECONDS
     from sim.core.registry import DEFAULT_SEED, get
 
     sc = get(name)
     params = sc.params_type.from_strings(settings)
+    warning = params.work_warning()
+    if warning is not None and (args.force or params.estimated_seconds()[0] <= REASONABLE_SECONDS):
+        # a long wait ahead (not one the run refuses): say how long, and which knob makes it shorter
+        print(f"{PROG}: note: {warning}", file=sys.stderr)
     with elapsed(f"{PROG} run {name}"):
         result = sc.run(params, DEFAULT_SEED if args.seed is None else args.seed, force=args.force)
     if args.out is None:

@@ -254,3 +254,17 @@ def test_result_write_killed_half_way_leaves_the_old_result(tmp_path, monkeypatc
         res.write(out, overwrite=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_a_run_estimated_over_a_minute_says_so_first_and_names_the_knob(capsys, monkeypatch):
+    from sim.scenarios.q7_resilience.reconnect_storm import ReconnectStormParams
+
+    monkeypatch.setattr(ReconnectStormParams, "estimated_seconds", lambda self: (120.0, "clients", 1))
+    assert main(["run", "reconnect-storm", "--set", "clients=40", "strategy=full_jitter", "horizon=30"]) == 0
+    err = capsys.readouterr().err
+    assert "note: this run is estimated at about 120 s here, mostly because of clients=40" in err
+
+
+def test_a_short_run_prints_no_note(capsys):
+    assert main(["run", "reconnect-storm", "--set", "clients=40", "strategy=full_jitter", "horizon=30"]) == 0
+    assert "note:" not in capsys.readouterr().err
