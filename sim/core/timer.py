@@ -55,9 +55,9 @@ def cancel(timer: Timer | None) -> None:
 class Deadlines:
     """Many timers of the same length ``delay`` that are nearly always cancelled (connect timeouts).
 
-    A :class:`Timer` costs one simpy event even when it is cancelled, and sits in simpy's queue
+    A :class:`Timer` costs one calendar entry even when it is cancelled, and sits in the calendar
     until then; here the deadlines wait in one FIFO (they come due in the order they were set,
-    since they all have the same length) and one simpy event at a time stands for the earliest
+    since they all have the same length) and one calendar entry at a time stands for the earliest
     live one. An owner waits for a deadline by keeping it in its attribute ``attr``
     (:meth:`add` sets it); it cancels by changing that attribute (e.g. to nan). When the deadline
     comes, at exactly the time a Timer would have fired, the attribute is set to nan and
@@ -74,7 +74,7 @@ class Deadlines:
         self.callback = callback
         self.attr = attr
         self._queue: deque[tuple[float, Any]] = deque()
-        self._armed_for = math.nan  # deadline of the simpy event in flight (nan: none)
+        self._armed_for = math.nan  # deadline of the calendar entry in flight (nan: none)
 
     def add(self, owner: Any) -> float:
         """Wait ``delay`` seconds on behalf of ``owner``; returns (and stores in ``owner``) the deadline."""
@@ -89,10 +89,10 @@ class Deadlines:
         queue.append((deadline, owner))
         if self._armed_for != self._armed_for:  # nan: nothing armed
             self._armed_for = deadline
-            env.timeout(self.delay).callbacks.append(self._due)
+            call_later(env, self.delay, self._due)
         return deadline
 
-    def _due(self, _event: simpy.Event) -> None:
+    def _due(self, _arg: Any = None) -> None:
         now = self.env.now
         queue, attr, callback = self._queue, self.attr, self.callback
         while queue and queue[0][0] <= now:
@@ -112,7 +112,7 @@ class Deadlines:
         while delay > 0 and now + delay > deadline:
             delay = math.nextafter(delay, -math.inf)
         self._armed_for = deadline
-        self.env.timeout(delay).callbacks.append(self._due)
+        call_later(self.env, delay, self._due)
 
 
 _DEADLINES: "weakref.WeakKeyDictionary[simpy.Environment, dict[tuple, Deadlines]]" = weakref.WeakKeyDictionary()
