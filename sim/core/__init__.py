@@ -1,5 +1,5 @@
-"""The simulation core: context and random streams, distributions, network, metrics,
-parameters, results and the scenario registry. Nothing here knows about a real system.
+"""The simulation core: context and random streams, the environment and its timer calendar,
+distributions, network, metrics, parameters, results and the scenario registry. Nothing here knows about a real system.
 
 The names below are imported on first use (PEP 562): ``from sim.core.errors import UserError``
 (the command line's first import) does not pull in numpy, pandas or scipy.
@@ -8,6 +8,7 @@ The names below are imported on first use (PEP 562): ``from sim.core.errors impo
 # public name -> submodule of sim.core that defines it
 _LAZY = {
     "Context": "context",
+    "Environment": "environment",
     **dict.fromkeys(["Constant", "Distribution", "Empirical", "Exponential", "LogNormal", "TruncatedNormal",
                      "Uniform", "parse_distribution"], "distributions"),
     **dict.fromkeys(["ParameterError", "UnknownScenarioError", "UserError"], "errors"),
