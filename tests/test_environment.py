@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import simpy
 from hypothesis import given, settings, strategies as st
 
-from sim.core.environment import Environment
+from sim.core.environment import Environment, RealtimeEnvironment
 
 # delays on a coarse grid, so that many events fall due at the same instant and ties are tested
 delays = st.integers(0, 40).map(lambda k: k * 0.05)
@@ -70,3 +72,12 @@ def test_a_negative_delay_is_refused_like_simpys():
         assert "Negative delay" in str(exc)
     else:
         raise AssertionError("a negative delay was accepted")
+
+
+def test_the_wall_clock_variant_fires_the_same_events_and_waits_for_the_clock():
+    plan = [(True, 0.4, [0.2, 0.0]), (False, 0.4, [0.6]), (True, 1.0, [])]
+    start = time.monotonic()
+    realtime = _trace(RealtimeEnvironment(factor=0.05), plan, True, 2.0)
+    elapsed = time.monotonic() - start
+    assert realtime == _trace(simpy.Environment(), plan, False, 2.0)
+    assert elapsed >= 0.05 * 1.75  # the last tick, at 1.75 simulated s, waited for its wall instant

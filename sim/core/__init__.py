@@ -8,7 +8,7 @@ The names below are imported on first use (PEP 562): ``from sim.core.errors impo
 # public name -> submodule of sim.core that defines it
 _LAZY = {
     "Context": "context",
-    "Environment": "environment",
+    **dict.fromkeys(["Environment", "RealtimeEnvironment"], "environment"),
     **dict.fromkeys(["Constant", "Distribution", "Empirical", "Exponential", "LogNormal", "TruncatedNormal",
                      "Uniform", "parse_distribution"], "distributions"),
     **dict.fromkeys(["ParameterError", "UnknownScenarioError", "UserError"], "errors"),

@@ -16,6 +16,7 @@ the two lanes holds the smaller key. A run is the same event for event with or w
 from __future__ import annotations
 
 from heapq import heapify, heappop, heappush
+from time import monotonic, sleep
 from typing import Any, Callable
 
 import simpy
@@ -128,4 +129,36 @@ class Environment(simpy.Environment):
         return None
 
 
-__all__ = ["Environment"]
+class RealtimeEnvironment(Environment):
+    """:class:`Environment` on a wall clock, as :class:`simpy.rt.RealtimeEnvironment` is
+    simpy's: the event at simulated time ``t`` is processed no sooner than ``factor * t`` wall
+    seconds after the start (``python -m sim live``). A slow step is caught up, never an error
+    (simpy's ``strict=False``). Same events in the same order as :class:`Environment`; only the
+    pauses between them differ."""
+
+    def __init__(self, initial_time: float = 0, factor: float = 1.0) -> None:
+        super().__init__(initial_time)
+        self.factor = factor
+        """Wall seconds per simulated second."""
+        self.env_start = initial_time
+        self.real_start = monotonic()
+
+    def sync(self) -> None:
+        """Restart the wall clock from now (after a long set-up, as simpy's ``sync``)."""
+        self.real_start = monotonic()
+
+    def step(self) -> None:
+        at = self.peek()
+        if at is Infinity:
+            raise EmptySchedule
+        real_time = self.real_start + (at - self.env_start) * self.factor
+        while (delta := real_time - monotonic()) > 0:  # a loop: sleep() may wake early
+            sleep(delta)
+        super().step()
+
+    def run(self, until: Any = None) -> Any:
+        """simpy's own loop of :meth:`step` (not the inlined one: each step waits for the clock)."""
+        return simpy.Environment.run(self, until)
+
+
+__all__ = ["Environment", "RealtimeEnvironment"]

@@ -1,7 +1,7 @@
 """``python -m sim live SCENARIO``: play a scenario in real time and serve its ``/metrics``.
 
-The scenario's model runs in a simpy ``RealtimeEnvironment`` (one simulated second takes
-``1 / speed`` wall seconds) and its prometheus_client registry is served by prometheus_client's
+The scenario's model runs in a :class:`sim.core.environment.RealtimeEnvironment` (one
+simulated second takes ``1 / speed`` wall seconds) and its prometheus_client registry is served by prometheus_client's
 own HTTP exporter on 127.0.0.1 only, so a real Prometheus server can scrape it. Ctrl-C stops it
 cleanly. ``--out FILE`` writes the registry's final samples as JSON (what the simulator
 recorded, to compare with what Prometheus stored); ``--linger S`` keeps serving the final
@@ -71,18 +71,18 @@ def main(args: argparse.Namespace) -> int:
 def serve(name: str, settings: dict[str, str], *, seed: int, speed: float, port: int, linger: float = 0.0,
           out: Path | None = None) -> int:
     import prometheus_client
-    import simpy
 
     from sim.core import Context
+    from sim.core.environment import RealtimeEnvironment
     from sim.core.registry import get
     from sim.scenarios import q5_monitoring
 
     scenario = get(name)
     params = scenario.params_type.from_strings(settings)
     ctx = Context(seed)
-    # the same model, on a wall clock: one simulated second takes 1/speed s (strict=False: a slow
-    # step is caught up rather than an error)
-    env = simpy.rt.RealtimeEnvironment(factor=1.0 / speed, strict=False)
+    # the same model, on a wall clock: one simulated second takes 1/speed s (a slow step is caught
+    # up rather than an error)
+    env = RealtimeEnvironment(factor=1.0 / speed)
     ctx.env = env
     ctx.metrics.env = env
     q5_monitoring.build(ctx, params)

@@ -194,7 +194,7 @@ def _client(ctx: Context, fleet: _Fleet, i: int, policy, tracker: ReconnectTrack
 
 
 def build(ctx: Context, p: MonitoringIncidentParams) -> _Fleet:
-    """The incident on ``ctx`` (its environment may be a simpy ``RealtimeEnvironment``, as in
+    """The incident on ``ctx`` (its environment may be a ``sim.core.RealtimeEnvironment``, as in
     ``python -m sim live``): every client connected, node-0's crash and restart scheduled, the
     publisher started. Run ``ctx.env`` to play it."""
     env = ctx.env
