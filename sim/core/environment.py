@@ -8,6 +8,13 @@ instead: buckets of ``bucket_s`` seconds, each a plain list until its turn comes
 heap. simpy's own heap keeps the short-lived events (messages in flight, processes), so it
 stays small.
 
+:meth:`Environment.run` also makes Python's cyclic garbage collector look at young objects
+every ``gc_young_threshold`` allocations instead of every 700 while it runs: a storm allocates
+millions of short-lived, acyclic objects (messages, calendar entries), and the default rate
+spent about 4 s of a 1,000,000-client run (3,853 young and 350 middle collections, 19 full
+ones) finding nothing to collect. Reference counting frees them as before; only cycles wait a
+little longer.
+
 The order of events is exactly simpy's: a calendar entry takes its ``(time, priority, id)`` from
 the same clock and the same event counter a Timeout would, and :meth:`step` takes whichever of
 the two lanes holds the smaller key. A run is the same event for event with or without the lane.
@@ -15,6 +22,7 @@ the two lanes holds the smaller key. A run is the same event for event with or w
 
 from __future__ import annotations
 
+import gc
 from heapq import heapify, heappop, heappush
 from time import monotonic, sleep
 from typing import Any, Callable
@@ -29,6 +37,10 @@ class Environment(simpy.Environment):
 
     bucket_s = 0.1
     """Width of a calendar bucket, in seconds (a few hundred timers each in a 1,000,000-client storm)."""
+
+    gc_young_threshold = 100_000
+    """Allocations between two collections of the youngest generation while :meth:`run` runs
+    (the thresholds in force before, Python's default 700 for most, are restored after)."""
 
     def __init__(self, initial_time: float = 0) -> None:
         super().__init__(initial_time)
@@ -108,6 +120,8 @@ class Environment(simpy.Environment):
             until.callbacks.append(StopSimulation.callback)
         queue = self._queue
         simpy_step = super().step
+        thresholds = gc.get_threshold()
+        gc.set_threshold(max(thresholds[0], self.gc_young_threshold), *thresholds[1:])
         try:
             while True:
                 current = self._current
@@ -126,6 +140,8 @@ class Environment(simpy.Environment):
             if until is not None:
                 assert not until.triggered
                 raise RuntimeError(f'No scheduled events left but "until" event was not triggered: {until}') from None
+        finally:
+            gc.set_threshold(*thresholds)
         return None
 
 
