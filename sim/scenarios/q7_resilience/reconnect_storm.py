@@ -14,7 +14,6 @@ a handshake is one round trip; the server's admission limit is a token bucket.
 
 from __future__ import annotations
 
-import gc
 import math
 from dataclasses import dataclass
 
@@ -152,15 +151,9 @@ def simulate(p: ReconnectStormParams, seed: int, strategy: str,
             yield env.timeout(1.0)
 
     env.process(sample_connected(env))
-    # the clients live until the end: keep the cyclic garbage collector from scanning them again
-    # and again (a third of the run at 100,000 clients); unfrozen after, so they can be freed
-    gc.freeze()
-    try:
-        run_with_progress(env, p.horizon, f"reconnect-storm {strategy}",
-                          lambda: f"{sum(tracker.attempts.values()):,} attempts, {len(tracker.reconnect_times):,}/"
-                                  f"{affected:,} back")
-    finally:
-        gc.unfreeze()
+    run_with_progress(env, p.horizon, f"reconnect-storm {strategy}",
+                      lambda: f"{sum(tracker.attempts.values()):,} attempts, {len(tracker.reconnect_times):,}/"
+                              f"{affected:,} back")
 
     times = np.asarray(tracker.reconnect_times)
     bins = range(int(p.horizon))
