@@ -84,6 +84,26 @@ def test_distinct_states_series(run, summary):
         assert s.distinct_states.iloc[-1] == summary.loc[model, "distinct_final_states"]
 
 
+@pytest.mark.parametrize("model", ["pycrdt", "naive", "lww"])
+def test_distinct_contents_counts_what_reading_every_content_counts(model, monkeypatch):
+    """The series reads only replicas whose sizes tie; at every sample it must count what reading
+    all of them counts (equal sizes, different texts included)."""
+    from sim.scenarios import q4_crdt
+
+    checked = []
+    shortcut = q4_crdt.distinct_contents
+
+    def both(replicas):
+        counted = shortcut(replicas)
+        assert counted == len({r.content_key() for r in replicas})
+        checked.append(len({r.content_sizes() for r in replicas}) < counted)  # a tie the sizes could not split
+        return counted
+
+    monkeypatch.setattr(q4_crdt, "distinct_contents", both)
+    simulate(CrdtConvergenceParams(**{**FAST, "replicas": 4}), SEED, model)
+    assert len(checked) > 20 and any(checked), model
+
+
 def test_time_to_converge_after_the_heal_is_a_few_anti_entropy_periods(summary):
     t = summary.loc["pycrdt", "time_to_converge_s"]
     assert 0 < t < 5 * CrdtConvergenceParams().anti_entropy_period

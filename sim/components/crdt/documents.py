@@ -234,7 +234,14 @@ class YDocument:
 
     def key(self) -> tuple:
         """The content, comparable between replicas (settings sorted: a map has no order)."""
-        return self.text_value(), tuple(sorted(self.settings().items())), tuple(self.comments())
+        with self.doc.transaction():  # one transaction for the three reads, not one each
+            return self.text_value(), tuple(sorted(self.settings().items())), tuple(self.comments())
+
+    def sizes(self) -> tuple[int, int, int]:
+        """Characters, settings and comments: equal contents have equal sizes (three calls into
+        yrs in one transaction, where reading the text itself costs its length)."""
+        with self.doc.transaction():
+            return len(self.text), len(self.settings_map), len(self.comments_array)
 
 
 def _state_vector_size(sv: StateVector) -> int:
@@ -303,6 +310,9 @@ class _PlainDocument:
 
     def key(self) -> tuple:
         return self.text_value(), tuple(sorted(self._settings.items())), tuple(self._comments)
+
+    def sizes(self) -> tuple[int, int, int]:
+        return len(self.chars), len(self._settings), len(self._comments)
 
 
 class NaiveDocument(_PlainDocument):

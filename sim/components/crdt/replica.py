@@ -144,6 +144,10 @@ class Replica:
             self._key = self.document.key()
         return self._key
 
+    def content_sizes(self) -> tuple[int, int, int]:
+        """Characters, settings and comments held: replicas of different sizes hold different contents."""
+        return self.document.sizes()
+
     @property
     def edit_bytes(self) -> float:
         return self._edit_bytes.value
