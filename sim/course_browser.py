@@ -131,8 +131,12 @@ async def _check_all(executable: str, pages: list[Path], screenshots: Path | Non
             "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.insert(1, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
+    # Chromium puts its singleton socket in a directory of its own under TMPDIR and leaves it
+    # there when it is stopped: inside the profile, it goes with the profile (a socket's path
+    # must stay under 108 bytes, so no deeper)
     process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+                               stderr=subprocess.DEVNULL, start_new_session=True,
+                               env={**os.environ, "TMPDIR": str(profile)})
     try:
         url = await asyncio.wait_for(_devtools_url(profile, process), START_TIMEOUT)
         async with _DevTools(url) as browser:

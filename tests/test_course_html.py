@@ -3,6 +3,8 @@ browser, parallel kernels. One small course (three tiny notebooks) is built once
 
 import json
 import re
+import shutil
+import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
@@ -271,9 +273,16 @@ def test_chromium_sees_typeset_math_no_console_error_and_no_cut_table(course):
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
 
 
-def test_chromium_check_reports_console_errors_raw_tex_and_network_requests(tmp_path):
+def test_chromium_check_reports_console_errors_raw_tex_and_network_requests(tmp_path, monkeypatch, request):
     _chromium_or_skip()
     from sim.course_browser import check_pages
+
+    # this run's temporary files, to see that the check leaves none (a short path: Chromium's
+    # socket path must stay under 108 bytes, and tmp_path is long)
+    scratch = Path(tempfile.mkdtemp(prefix="sim-test-"))
+    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
 
     bad = tmp_path / "bad.html"
     bad.write_text("<!DOCTYPE html><html><head><title>bad</title>"
@@ -285,6 +294,7 @@ def test_chromium_check_reports_console_errors_raw_tex_and_network_requests(tmp_
     assert any("boom" in e for e in report.console_errors)
     assert report.raw_tex == ["$\\lambda$"] and not report.mathjax_loaded
     assert report.remote_requests == ["http://127.0.0.1:9/missing.js"]
+    assert list(scratch.iterdir()) == []  # neither the profile nor Chromium's singleton socket directory
 
 
 def test_every_claim_of_the_ledger_links_to_a_heading_of_its_notebook():
