@@ -16,9 +16,12 @@ shared by several claims are computed once per process.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterable
+
+import numpy as np
 
 from sim.claims import ClaimNotSupported, notebook_defaults
 from sim.core.stats import mean_ci
@@ -137,10 +140,10 @@ def q1a_both_services_deliver():
     out = []
     for service in ("rtdb", "appsync"):
         g = rows[rows.service == service]
-        out.append(over(f"{service}: share of chat updates not delivered to a reader",
-                        g.missed_updates / (g.deliveries + g.missed_updates)))
+        out.append(over(f"{service}: chat updates a connected reader should have received and did not",
+                        g.missed_updates))
         out.append(over(f"{service}: deliveries", g.deliveries))
-    return require(all(x.below(0.05) for x in out[0::2]) and all(x.above(0) for x in out[1::2]), *out)
+    return require(all(x.none() for x in out[0::2]) and all(x.above(0) for x in out[1::2]), *out)
 
 
 def q1b_tree_rules_are_not_filters():
@@ -537,7 +540,7 @@ def q4c_positional_ops_do_not_commute():
 def q4c_convergence_needs_delivery():
     r = _crdt(model="pycrdt", anti_entropy_period=None, loss=0.05)
     conv = col(r, "converged", "pycrdt runs converged, 5 % loss, no anti-entropy")
-    with_ae = col(_crdt(), "converged", "with anti-entropy", model="pycrdt")
+    with_ae = col(_crdt(model="pycrdt", loss=0.05), "converged", "the same 5 % loss with anti-entropy")
     return require(conv.below(1.0) and with_ae.low == 1.0, conv, with_ae)
 
 
@@ -572,7 +575,7 @@ def q5a_mean_hides_the_tail():
     r = _incident()
     mean = col(r, "latency_mean_s", "mean latency (s)", scrape_interval_s=nb(NB5)["SCRAPE_INTERVALS"][0])
     worst = col(r, "latency_max_s", "slowest message (s)", scrape_interval_s=nb(NB5)["SCRAPE_INTERVALS"][0])
-    return require(worst.above(20 * mean.high), mean, worst)
+    return require(mean.below(0.1) and worst.above(1.0), mean, worst)  # tens of milliseconds; seconds
 
 
 def q5a_rate_smears_the_storm():
@@ -581,7 +584,7 @@ def q5a_rate_smears_the_storm():
     s = d["SCRAPE_INTERVALS"][0]
     seen = col(r, "reconnect_rate_peak_seen", f"peak of rate() at a {s:g} s scrape (1/s)", scrape_interval_s=s)
     true = col(r, "reconnect_rate_peak_true", "true peak (1/s)", scrape_interval_s=s)
-    return require(seen.below(true.mean / 2), seen, true)
+    return require(4 * seen.high < true.low, seen, true)  # many times smaller: four at the very least
 
 
 def q5b_scraping_stores_samples_only():
@@ -597,25 +600,70 @@ def q5b_dashboard_quantile_within_bucket():
 
     r = _incident()
     s = nb(NB5)["SCRAPE_INTERVALS"][0]
+    rows = r.series["replications"]
+    rows = rows[rows.scrape_interval_s == s].set_index("replication")
+    edges = (0.0, *LATENCY_BUCKETS)
+    widths, within = [], []
+    for rep, g in r.series["latencies"].groupby("replication"):
+        true_p99 = float(np.quantile(g.latency_s.to_numpy(), 0.99))  # from every delivered message
+        lo = max(b for b in edges if b < true_p99)
+        hi = min(b for b in edges if b >= true_p99)
+        widths.append(hi - lo)
+        within.append(abs(rows.loc[rep, "latency_p99_error_s"]) <= hi - lo)
     true = col(r, "latency_p99_true_s", "true p99 (s)", scrape_interval_s=s)
     err = col(r, "latency_p99_error_s", "histogram_quantile error (s)", scrape_interval_s=s)
-    edges = (0.0, *LATENCY_BUCKETS)
-    lo = max(b for b in edges if b < true.mean)
-    hi = min(b for b in edges if b >= true.mean)
-    return require(abs(err.mean) > 0 and max(abs(err.low), abs(err.high)) <= hi - lo, true, err,
-                   f"bucket ({lo:g}, {hi:g}] s")
+    width = over("width of the bucket holding the true p99 (s)", widths)
+    # off (the error's interval excludes zero) by at most the width of the true p99's bucket, in every run
+    return require((err.above(0) or err.below(0)) and all(within), true, err, width,
+                   f"error within that width in {sum(within)} of {len(within)} runs")
+
+
+def _longest_true_p99_above(latencies, threshold: float, window: float, horizon: float) -> float:
+    """Longest stretch (s) during which the true p99 of the messages delivered in the last ``window``
+    seconds stayed above ``threshold``, evaluated every second: what a perfect p99 alert would see."""
+    t = latencies.delivered_at_s.to_numpy()
+    slow = (latencies.latency_s.to_numpy() > threshold).astype(float)
+    order = np.argsort(t, kind="stable")
+    t, cum = t[order], np.concatenate([[0.0], np.cumsum(slow[order])])
+    longest = run_s = 0.0
+    for at in np.arange(1.0, horizon + 1e-9, 1.0):
+        a, b = np.searchsorted(t, at - window, side="right"), np.searchsorted(t, at, side="right")
+        above = b > a and (cum[b] - cum[a]) / (b - a) > 0.01  # more than 1 % slow: the p99 is over the threshold
+        run_s = run_s + 1.0 if above else 0.0
+        longest = max(longest, run_s)
+    return longest
 
 
 def q5b_detection_is_late_or_never():
+    from sim.monitoring import alerts
+
     d = nb(NB5)
     r = _incident()
     rows = r.series["replications"]
+    intervals = sorted(d["SCRAPE_INTERVALS"])
+    rule = {x.name: x for x in alerts.load_rules()}
+    errors, p99 = rule["ConnectionErrors"], rule["HighMessageLatencyP99"]
     counter = [over(f"delay of the counter alert ConnectionErrors at a {s:g} s scrape (s)",
-                    rows[rows.scrape_interval_s == s]["detect_ConnectionErrors_s"]) for s in d["SCRAPE_INTERVALS"]]
+                    rows[rows.scrape_interval_s == s]["detect_ConnectionErrors_s"]) for s in intervals]
+    # the notebook's bound: a scrape interval + an evaluation interval (here the same) + for:
+    bounded = all((rows[rows.scrape_interval_s == s]["detect_ConnectionErrors_s"] <= 2 * s + errors.for_s).all()
+                  for s in intervals)
     p99_never = bool(rows["detect_HighMessageLatencyP99_s"].isna().all())
-    worst = col(r, "latency_max_s", "slowest message (s)", scrape_interval_s=d["SCRAPE_INTERVALS"][0])
-    return require(all(c.above(0) for c in counter) and p99_never and worst.above(1.0), *counter,
-                   "HighMessageLatencyP99 never fired" if p99_never else "HighMessageLatencyP99 fired", worst)
+    worst = col(r, "latency_max_s", "slowest message (s)", scrape_interval_s=intervals[0])
+    # never, and rightly by its own definition: the true p99 over the rule's window did not stay above its
+    # threshold for the rule's for: (the slow messages are under 1 % of any window), so no scrape could show it
+    shape = re.fullmatch(r"histogram_quantile\(0\.99, .*\[(\d+)m\]\)\)\) > ([0-9.]+)", p99.expr)
+    if shape is None:
+        raise ClaimNotSupported(f"HighMessageLatencyP99 is no longer a p99 over [Nm] above a threshold: {p99.expr}")
+    window, threshold = 60.0 * int(shape[1]), float(shape[2])
+    above = [_longest_true_p99_above(g, threshold, window, r.params.horizon)
+             for _, g in r.series["latencies"].groupby("replication")]
+    truth = (f"the true {window / 60:g} min p99 stayed above {threshold:g} s for at most {max(above):g} s in a run "
+             f"(the rule's for: is {p99.for_s:g} s)")
+    return require(counter[-1].above(counter[0]) and bounded and p99_never and worst.above(1.0)
+                   and max(above) < p99.for_s, *counter,
+                   f"each delay within scrape + evaluation interval + for: ({'yes' if bounded else 'NO'})",
+                   "HighMessageLatencyP99 never fired" if p99_never else "HighMessageLatencyP99 fired", worst, truth)
 
 
 def q5c_logs_tell_one_client_story():
@@ -629,39 +677,58 @@ def q5c_logs_tell_one_client_story():
         lost = [x.get("client") for x in records if x.get("msg") == "client connection lost"]
         counts.append(len({c for c in lost if c is not None}))
     n = over("clients whose connection loss is logged, by name", counts)
-    reconnections = col(r, "reconnections", "reconnections", scrape_interval_s=nb(NB5)["SCRAPE_INTERVALS"][0])
-    return require(n.above(0) and n.mean >= reconnections.mean * 0.9, n, reconnections)
+    rows = r.series["replications"]
+    cut = rows[rows.scrape_interval_s == nb(NB5)["SCRAPE_INTERVALS"][0]].sort_values("replication")
+    unnamed = over("connections the crash reset that no log line names",
+                   [lost - named for lost, named in zip(cut.disconnected_by_crash, counts)])
+    return require(n.above(0) and unnamed.none(), n, unnamed)
+
+
+#: The spans of one message's trace: gateway -> broker -> node (its queue inside) -> client.
+TRACE_SHAPE = {"broker route": "gateway publish", "node process": "gateway publish",
+               "node queue wait": "node process", "network deliver": "gateway publish"}
 
 
 def q5c_trace_follows_a_message():
     r = _incident()
     spans = r.series["spans"]
-    names, shares = [], []
+    shaped, shares = [], []
     for _, g in spans.groupby("replication"):
         roots = g[g.parent_id == ""]
-        trace = g[g.trace_id == roots.loc[roots.duration_s.idxmax(), "trace_id"]]
-        names.append(len(trace))
-        broker = trace[trace.name == "broker route"].duration_s.sum()
-        shares.append(broker / roots.duration_s.max())
-    spans_n = over("spans in the slowest trace", names)
-    share = over("share of its time in the broker's backlog", shares)
-    return require(spans_n.above(2) and share.above(0.5), spans_n, share)
+        root = roots.loc[roots.duration_s.idxmax()]
+        trace = g[g.trace_id == root.trace_id]
+        names = dict(zip(trace.span_id, trace.name))
+        parents = {name: names.get(parent, "") for name, parent in zip(trace.name, trace.parent_id)}
+        broker = trace[trace.name == "broker route"]
+        shaped.append(root["name"] == "gateway publish" and len(trace) == 1 + len(TRACE_SHAPE)
+                      and all(parents.get(k) == v for k, v in TRACE_SHAPE.items())
+                      and bool(broker["broker.backlogged"].eq(True).all()))
+        shares.append(broker.duration_s.sum() / root.duration_s)
+    share = over("share of the slowest trace's time in the broker's backlog", shares)
+    return require(all(shaped) and share.above(0.5),
+                   f"slowest trace = gateway publish -> broker route (backlogged), node process (-> queue wait), "
+                   f"network deliver, in {sum(shaped)} of {len(shaped)} runs", share)
 
 
 def q5c_metrics_counter_keeps_every_event():
+    import json
+
     d = nb(NB5)
     r = _incident()
     scrapes = r.series["scrapes"]
-    s = d["SCRAPE_INTERVALS"][0]
-    finals = []
-    for _, g in scrapes[(scrapes.scrape_interval_s == s) & (scrapes.name == "client_reconnections_total")].groupby(
-            "replication"):
-        finals.append(g[g.time_s == g.time_s.max()].value.sum())
-    last = over(f"client_reconnections_total's last {s:g} s sample", finals)
-    rows = r.series["replications"]
-    true = over("reconnections that happened", rows[rows.scrape_interval_s == s].reconnections)
-    diff = over("difference", [a - b for a, b in zip(finals, rows[rows.scrape_interval_s == s].reconnections)])
-    return require(true.above(0) and diff.none(), last, true)
+    reconnected = {rep: np.sort([x["ts"] for x in map(json.loads, g["line"]) if x.get("msg") == "client reconnected"])
+                   for rep, g in r.series["logs"].groupby("replication")}  # the other record of each reconnection
+    out = []
+    for s in sorted(d["SCRAPE_INTERVALS"]):
+        diffs, finals = [], []
+        counter = scrapes[(scrapes.scrape_interval_s == s) & (scrapes.name == "client_reconnections_total")]
+        for rep, g in counter.groupby("replication"):
+            last = g.time_s.max()
+            finals.append(g[g.time_s == last].value.sum())
+            diffs.append(finals[-1] - np.searchsorted(reconnected[rep], last, side="right"))
+        out += [over(f"client_reconnections_total's last {s:g} s sample", finals),
+                over(f"minus the reconnections logged up to that sample, {s:g} s scrape", diffs)]
+    return require(all(x.above(0) for x in out[0::2]) and all(x.none() for x in out[1::2]), *out)
 
 
 # --- question 6: deployment -----------------------------------------------------------------------
@@ -678,8 +745,10 @@ def q6a_sticky_or_lose_session():
     sticky = col(r, "sessions_lost_fraction", "sticky cookie", policy="sticky_cookie")
     down = col(r, "keys_moved_on_node_down_fraction", "sticky clients moved when a node dies", policy="sticky_cookie")
     stored = [col(store, "sessions_lost_fraction", policy=p) for p in ("round_robin", "random")]
-    return require(rr.above(0.5) and sticky.none() and down.above(0) and all(s.none() for s in stored),
-                   rr, sticky, down, *stored)
+    nodes = nb(NB6)["LB_NODES"]
+    # about 1 - 1/N: within one node's share of it
+    return require(rr.above(1 - 2 / nodes) and sticky.none() and down.above(0) and all(s.none() for s in stored),
+                   rr, f"1 - 1/N = {1 - 1 / nodes:g}", sticky, down, *stored)
 
 
 def q6a_broker_choice_is_a_guarantee():
@@ -735,10 +804,11 @@ def _storm(strategies: str, **kw):
 def q7a_reconnect_but_clients_give_up():
     r = _storm("full_jitter,signalr,aws_standard")
     rows = r.series["replications"]
-    affected = over("clients disconnected", rows[rows.strategy == "full_jitter"].affected)
-    jitter = col(r, "reconnected", "back with full jitter", strategy="full_jitter")
+    jitter = rows[rows.strategy == "full_jitter"]
+    affected = over("clients disconnected", jitter.affected)
+    missing = over("of them not back with full jitter", jitter.affected - jitter.reconnected)
     signalr = col(r, "gave_up", "SignalR clients that gave up", strategy="signalr")
-    return require(jitter.low == affected.mean and signalr.above(0), affected, jitter, signalr)
+    return require(affected.above(0) and missing.none() and signalr.above(0), affected, missing, signalr)
 
 
 def q7a_replay_needs_dedupe():
@@ -761,7 +831,10 @@ def q7a_fallback_costs_requests():
     req = col(r, "requests_per_message", "HTTP requests per message", transport="long_polling")
     lp = col(r, "bytes_per_message", "bytes per message, long polling", transport="long_polling")
     ws = col(r, "bytes_per_message", "WebSocket", transport="websocket")
-    return require(lp_msgs.above(0) and req.above(0.5) and lp.above(5 * ws.high), lp_msgs, req, lp, ws)
+    # about one request and a kilobyte of headers per message: 0.9 to 1.2 requests, 0.5 to 2 KB more than WebSocket
+    extra = f"long polling's extra bytes per message: {lp.low - ws.high:.0f} to {lp.high - ws.low:.0f}"
+    return require(lp_msgs.above(0) and req.above(0.9) and req.below(1.2) and lp.low - ws.high >= 500
+                   and lp.high - ws.low <= 2000, lp_msgs, req, lp, ws, extra)
 
 
 def q7b_backoff_needs_a_cap():
@@ -770,10 +843,14 @@ def q7b_backoff_needs_a_cap():
     bound = d["LONG_DOWNTIME"] + d["BACKOFF_CAP"] + 5.0
     late = {}
     for label, cap in (("cap", d["BACKOFF_CAP"]), ("no cap", 1e6)):
-        times = _storm("full_jitter", **dict(long, backoff_cap=cap)).series["reconnect_times"]
-        late[label] = over(f"share of clients back later than outage + cap + 5 s = {bound:g} s, {label}",
-                           times.groupby("replication").reconnect_s.apply(lambda x: float((x > bound).mean())))
-    return require(late["cap"].none() and late["no cap"].above(0), *late.values())
+        r = _storm("full_jitter", **dict(long, backoff_cap=cap))
+        times = r.series["reconnect_times"]
+        # a client never back by the end of the run is late too (reconnect_times holds only those back)
+        late[label] = over(f"share of clients back later than outage + cap + 5 s = {bound:g} s or never, {label}",
+                           [(affected - int((times[times.replication == rep].reconnect_s <= bound).sum())) / affected
+                            for rep, affected in zip(r.series["replications"].replication,
+                                                     r.series["replications"].affected)])
+    return require(late["cap"].none() and late["no cap"].above(0.5), *late.values())  # most clients
 
 
 def q7b_without_jitter_the_herd_stays_together():
