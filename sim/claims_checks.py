@@ -191,27 +191,40 @@ def q1b_rtdb_write_ceiling():
     d = nb(NB1)
     limit = rt.presets()["limits"]["write_rate_per_second"]["value"]
     top = max(d["WRITE_RATES"])
-    achieved, backlog = [], []
+    burst = d["WRITE_BURST_S"]
+    achieved, backlog = [], {burst: [], 2 * burst: []}
     for seed in range(d["SEED"], d["SEED"] + REPLICATIONS):  # the sweep is a series: one seed per run
-        wl = run("cloud-sync", seed=seed, service="rtdb", workload="dashboard", users=2, duration_s=6.0,
-                 write_rates=(top,), write_burst_s=d["WRITE_BURST_S"], depths=(1,)).series["write_limit"]
-        row = wl[wl.service == "rtdb"].iloc[0]
-        achieved.append(row.achieved_rate)
-        backlog.append(row.backlog_at_end)
+        for length in backlog:
+            wl = run("cloud-sync", seed=seed, service="rtdb", workload="dashboard", users=2, duration_s=6.0,
+                     write_rates=(top,), write_burst_s=length, depths=(1,)).series["write_limit"]
+            row = wl[wl.service == "rtdb"].iloc[0]
+            backlog[length].append(row.backlog_at_end)
+            if length == burst:
+                achieved.append(row.achieved_rate)
     a = over(f"RTDB commits/s at {top:g} offered", achieved)
-    b = over("writes still queued at the end of the burst", backlog)
-    return require(top > limit and a.below(limit * 1.02) and b.above(0), a, b, f"documented limit {limit:g}/s")
+    short, long = (over(f"writes still queued after a {length:g} s burst", b) for length, b in backlog.items())
+    # at most the documented rate, and the queue keeps growing as long as the overload lasts
+    return require(top > limit and a.high <= limit and long.above(short), a, short, long,
+                   f"documented limit {limit:g}/s")
 
 
 def q1b_nested_layout_costs():
-    lay = _cloud("dashboard").series["layout"]  # the layout measure is structural: the same on every seed
-    deep = lay[(lay.layout == "nested") & (lay.nesting == lay.nesting.max())].iloc[0]
-    flat = lay[(lay.layout == "flat") & (lay.nesting == lay.nesting.max())].iloc[0]
-    return require(deep.listeners_fired_per_write > 2 * flat.listeners_fired_per_write
-                   and deep.snapshot_bytes_per_write > 2 * flat.snapshot_bytes_per_write,
-                   f"at {int(deep.nesting)} levels nested fires {deep.listeners_fired_per_write:g} listeners and hands "
-                   f"{deep.snapshot_bytes_per_write:,.0f} B per write; flat {flat.listeners_fired_per_write:g} and "
-                   f"{flat.snapshot_bytes_per_write:,.0f} B")
+    d = nb(NB1)
+    # the layout measure is structural (the same on every seed): one run over every depth of the sweep
+    lay = run("cloud-sync", seed=d["SEED"], service="rtdb", workload="dashboard", users=d["USERS"],
+              duration_s=d["DURATION_S"], write_rates=(100.0,), write_burst_s=0.5,
+              depths=tuple(d["DEPTHS"])).series["layout"].sort_values("nesting")
+    nested, flat = lay[lay.layout == "nested"], lay[lay.layout == "flat"]
+    costs = ("listeners_fired_per_write", "snapshot_bytes_per_write")
+    grows = all(nested[c].is_monotonic_increasing and nested[c].nunique() == len(nested) for c in costs)
+    constant = all(flat[c].nunique() == 1 for c in costs)
+    deep, shallow = nested.iloc[-1], nested.iloc[0]
+    return require(len(nested) > 1 and grows and constant and (deep[list(costs)] > flat.iloc[0][list(costs)]).all(),
+                   f"nested, {int(shallow.nesting)} to {int(deep.nesting)} levels: {shallow.listeners_fired_per_write:g} "
+                   f"to {deep.listeners_fired_per_write:g} listeners and {shallow.snapshot_bytes_per_write:,.0f} to "
+                   f"{deep.snapshot_bytes_per_write:,.0f} B handed per write, growing at every level; flat "
+                   f"{flat.iloc[0].listeners_fired_per_write:g} and {flat.iloc[0].snapshot_bytes_per_write:,.0f} B at "
+                   f"every depth")
 
 
 def q1c_chat_presence_on_rtdb():
@@ -362,7 +375,7 @@ def _q3(**kw):
 
     d = nb(NB3)
     # a new connection per POST unless a check says otherwise: the course's « pas de connexion persistante »
-    base = dict(seed=d["SEED"], events=d["EVENTS"], latency=Constant(0.05), replications=REPLICATIONS,
+    base = dict(seed=d["SEED"], events=d["EVENTS"], latency=Constant(d["ONE_WAY"]), replications=REPLICATIONS,
                 **_keep_alive(None))
     base.update(kw)
     return run("push-vs-webhook", **base)
@@ -380,9 +393,14 @@ def _q3_latency():
 
 
 def q3a_websocket_persistent_realtime():
-    r = _q3_latency()
-    p99 = col(r, "latency_p99_s", "WebSocket p99 latency (50 ms one way)", transport="websocket")
-    return require(p99.below(0.1), p99)
+    one_way = nb(NB3)["ONE_WAY"]
+    rows = _q3_latency().series["replications"]
+    ws = rows[rows.transport == "websocket"]
+    extra = over("WebSocket connections opened beyond the first, per run", (ws.requests_per_event * ws.events).round(9) - 1)
+    # every frame one one-way trip after it was sent (1 ms for the frame's own processing)
+    slowest = over(f"slowest WebSocket frame (s; one way is {one_way:g} s)", ws.latency_max_s)
+    return require(extra.none() and slowest.high <= one_way + 1e-3 and bool((ws.latency_p50_s >= one_way - 1e-9).all()),
+                   extra, slowest)
 
 
 def q3a_webhook_post_per_event():
@@ -464,7 +482,9 @@ def q3b_delay_is_setup_and_retries():
     kept = col(ka, "latency_p50_s", "webhook, keep-alive")
     late = _q3_outage(transport="webhook")
     wait = col(late, "after_outage_delay_mean_s", "Stripe: delay of events caught by the outage")
-    return require(ws.below(new) and kept.below(new) and wait.above(nb(NB3)["OUTAGE_LENGTH"] / 10),
+    # an event caught at a uniform instant of the outage waits on average at least the half of it still to
+    # come (no retry can succeed before the end): the retry schedule, not the 50 ms latency
+    return require(ws.below(new) and kept.below(new) and wait.above(nb(NB3)["OUTAGE_LENGTH"] / 2),
                    ws, new, kept, wait, "same 50 ms one way")
 
 
