@@ -124,14 +124,14 @@ def nb(notebook: str) -> dict:
 
 
 # --- question 1: cloud-sync ------------------------------------------------------------------------
-def _cloud(workload: str):
+def _cloud(workload: str, **kw):
     d = nb(NB1)
     # one workload per run, the write-limit sweep reduced to one small burst (q1b_rtdb_write_ceiling
     # measures it) and the layout sweep to its deepest level; five seeds for the dashboard, whose
     # back-end writes are few per run
     return run("cloud-sync", seed=d["SEED"], workload=workload, users=d["USERS"], duration_s=d["DURATION_S"],
                replications=3 if workload == "chat" else 5, write_rates=(100.0,), write_burst_s=0.5,
-               depths=(max(d["DEPTHS"]),) if workload == "dashboard" else (1,))
+               depths=(max(d["DEPTHS"]),) if workload == "dashboard" else (1,), **kw)
 
 
 def q1a_both_services_deliver():
@@ -163,10 +163,41 @@ def q1b_subscription_gets_its_selection():
     return require(a.below(t), a, t)
 
 
+def _rtdb_crash(writes: int = 50) -> dict:
+    """The notebook's crash (section 2): ``writes`` writes at once into a database committing 200 per
+    second; its server crashes 0.2 s later, with some acknowledged and some still queued, and
+    restarts 2 s later; the client re-sends what was not acknowledged."""
+    from sim.components import realtime_tree as rt
+    from sim.core import Constant, Context, LinkSpec, Network
+
+    ctx = Context(nb(NB1)["SEED"])
+    net = Network(ctx, LinkSpec(latency=Constant(0.05), fifo=True))
+    db = rt.Database()
+    server = rt.RealtimeServer(ctx, "rtdb", net, db, write_rate=200.0, commit_latency=Constant(0.01))
+    client = rt.RealtimeClient(ctx, "c", net, "rtdb")
+    client.connect()
+    ctx.run(1)
+    acked: list[int] = []
+    for i in range(writes):
+        client.set(f"/log/{i}", i, on_complete=lambda status, i=i: acked.append(i) if status == "ok" else None)
+    ctx.run(1.2)
+    before = list(acked)
+    server.crash_and_restart(downtime=2.0)
+    ctx.run(120)
+    return {"acked_before": before, "lost_in_crash": server.m_writes.labels(server="rtdb", outcome="lost_in_crash").value,
+            "kept": [i for i in range(writes) if db.get(f"/log/{i}") == i], "writes": writes}
+
+
 def q1b_rtdb_persists_every_write():
     r = _cloud("dashboard")
     m = col(r, "missed_updates", "RTDB dashboard updates missed (back-end job included)", service="rtdb")
-    return require(m.none(), m)
+    crash = _rtdb_crash()
+    survived = set(crash["acked_before"]) <= set(crash["kept"])
+    return require(m.none() and crash["acked_before"] and crash["lost_in_crash"] > 0 and survived
+                   and len(crash["kept"]) == crash["writes"], m,
+                   f"crash: {len(crash['acked_before'])} of {crash['writes']} writes acknowledged before it, all "
+                   f"{'still' if survived else 'NOT all'} in the database after it; {crash['lost_in_crash']:.0f} queued "
+                   f"ones lost with the server, re-sent by the client: {len(crash['kept'])} of {crash['writes']} in the end")
 
 
 def q1b_appsync_bypass_writes_unseen():
@@ -231,7 +262,20 @@ def q1c_chat_presence_on_rtdb():
     r = _cloud("chat")
     rt_ghosts = col(r, "ghosts", "RTDB ghosts (onDisconnect)", service="rtdb")
     as_ghosts = col(r, "ghosts", "AppSync ghosts", service="appsync")
-    return require(rt_ghosts.none() and as_ghosts.above(0), rt_ghosts, as_ghosts)
+    # the dashboard half: every RTDB reader is handed the whole tree, so what it is handed per event grows
+    # with the dashboard, while an AppSync subscriber gets its selection
+    from sim.scenarios.q1_cloud_sync import CloudSyncParams
+
+    widgets = CloudSyncParams().widgets
+    handed = {}
+    for n in (widgets, 2 * widgets):
+        big = _cloud("dashboard") if n == widgets else _cloud("dashboard", widgets=n)
+        for service in ("rtdb", "appsync"):
+            handed[service, n] = col(big, "snapshot_bytes_per_event", f"{service}: bytes handed per event, {n} widgets",
+                                     service=service)
+    grows = handed["rtdb", 2 * widgets].above(handed["rtdb", widgets])
+    small = handed["appsync", 2 * widgets].below(handed["rtdb", widgets])
+    return require(rt_ghosts.none() and as_ghosts.above(0) and grows and small, rt_ghosts, as_ghosts, *handed.values())
 
 
 def q1c_appsync_refuses_but_misses_bypass():
