@@ -364,7 +364,15 @@ def q2a_signature_lets_replays_through():
     r = _forgery()
     tampered = col(r, "tampered_accepted", "tampered accepted with signatures", defences="signature")
     replayed = col(r, "replayed_accepted", "replays accepted", defences="signature")
-    return require(tampered.none() and replayed.above(0), tampered, replayed)
+    # and a sender signing as someone else: refused with a key per user, accepted with one shared key
+    d = nb(NB2)
+    spoof = {key: col(run("event-forgery", seed=d["SEED"], clients=max(2, d["FORGERY_CLIENTS"] // 2),
+                          tolerance=d["TOLERANCE"], horizon=d["FORGERY_HORIZON"], defences="schema+signature",
+                          signing_key=key, replications=REPLICATIONS),
+                      "forged_accepted", f"forged events accepted, schema + signature, {key.replace('_', '-')} key")
+             for key in ("per_user", "shared")}
+    return require(tampered.none() and replayed.above(0) and spoof["per_user"].none() and spoof["shared"].above(0),
+                   tampered, replayed, *spoof.values())
 
 
 def q2a_validation_refuses_only_malformed():
