@@ -191,19 +191,30 @@ def _rtdb_crash(writes: int = 50) -> dict:
 def q1b_rtdb_persists_every_write():
     r = _cloud("dashboard")
     m = col(r, "missed_updates", "RTDB dashboard updates missed (back-end job included)", service="rtdb")
+    job = col(r, "backend_writes", "of them written by the back-end job (Admin SDK)", service="rtdb")
     crash = _rtdb_crash()
     survived = set(crash["acked_before"]) <= set(crash["kept"])
-    return require(m.none() and crash["acked_before"] and crash["lost_in_crash"] > 0 and survived
-                   and len(crash["kept"]) == crash["writes"], m,
+    return require(m.none() and job.above(0) and crash["acked_before"] and crash["lost_in_crash"] > 0 and survived
+                   and len(crash["kept"]) == crash["writes"], m, job,
                    f"crash: {len(crash['acked_before'])} of {crash['writes']} writes acknowledged before it, all "
                    f"{'still' if survived else 'NOT all'} in the database after it; {crash['lost_in_crash']:.0f} queued "
                    f"ones lost with the server, re-sent by the client: {len(crash['kept'])} of {crash['writes']} in the end")
 
 
+def _bypass_unseen(r) -> tuple[bool, Interval, Interval]:
+    """``(every reader missed every back-end write and nothing else, back-end writes, missed)`` for AppSync."""
+    rows = r.series["replications"]
+    a = rows[rows.service == "appsync"]
+    exact = bool((a.missed_updates == a.backend_writes * r.params.users).all())
+    return (exact, over("AppSync updates written straight into the table (back-end job)", a.backend_writes),
+            over("(update, reader) pairs missed", a.missed_updates))
+
+
 def q1b_appsync_bypass_writes_unseen():
     r = _cloud("dashboard")
-    m = col(r, "missed_updates", "AppSync updates missed (writes straight into the table)", service="appsync")
-    return require(m.above(0), m)
+    exact, writes, missed = _bypass_unseen(r)
+    return require(writes.above(0) and exact, writes, missed,
+                   f"missed = back-end writes x {r.params.users} readers in every run: {'yes' if exact else 'NO'}")
 
 
 def q1b_listener_handed_whole_subtree():
@@ -281,8 +292,9 @@ def q1c_chat_presence_on_rtdb():
 def q1c_appsync_refuses_but_misses_bypass():
     r = _cloud("dashboard")
     refused = col(r, "rejected_writes", "AppSync intruder writes refused", service="appsync")
-    missed = col(r, "missed_updates", "AppSync updates missed", service="appsync")
-    return require(refused.above(0) and missed.above(0), refused, missed)
+    exact, writes, missed = _bypass_unseen(r)
+    return require(refused.above(0) and writes.above(0) and exact, refused, writes, missed,
+                   f"every back-end write missed by every reader: {'yes' if exact else 'NO'}")
 
 
 # --- question 2: security --------------------------------------------------------------------------

@@ -31,7 +31,7 @@ Summary, one row per (service, workload), averaged over ``replications`` with 95
 and ``missed_updates`` (updates a connected reader should have received and did not),
 ``rejected_writes`` (refused by rules or auth, from the metrics registry), ``null_fields``
 (fields a subscriber asked for that arrived null), ``ghosts`` (vanished users still shown online
-at the end).
+at the end), ``backend_writes`` (dashboard updates made by the back-end job, of ``updates``).
 
 Series: ``write_limit`` (offered write rate against the RTDB's documented 1,000 writes per second:
 achieved rate, commit wait, backlog) and ``layout`` (a nested JSON layout against a flattened one:
@@ -57,7 +57,7 @@ SERVICES = ("rtdb", "appsync")
 WORKLOADS = ("chat", "dashboard")
 SELECTIONS = ("full", "id-only")
 SUMMARY_COLUMNS = ("latency_p50_s", "latency_p99_s", "bytes_per_update", "snapshot_bytes_per_event", "updates",
-                   "deliveries", "missed_updates", "rejected_writes", "null_fields", "ghosts")
+                   "deliveries", "missed_updates", "rejected_writes", "null_fields", "ghosts", "backend_writes")
 START = 5.0
 """Updates start after this warm-up (seconds): everyone is connected and listening."""
 DRAIN_S = 150.0
@@ -230,7 +230,7 @@ def _rtdb(p: CloudSyncParams, workload: str, seed: int, replication: int) -> dic
     rng = ctx.rng("cloud-sync.workload")
     vanished: set[str] = set()
     alive = lambda: {u for u in users if u not in vanished}  # noqa: E731
-    extra = {}
+    extra = {"backend_writes": 0}
     if workload == "chat":
         intruder = rt.RealtimeClient(ctx, "intruder", net, "rtdb", auth={"uid": "intruder"})
         intruder.connect()
@@ -306,6 +306,7 @@ def _rtdb(p: CloudSyncParams, workload: str, seed: int, replication: int) -> dic
                     return
                 writer = admin if r < p.intruder_share + p.bypass_share else \
                     editors[f"e{int(rng.integers(p.writers))}"]
+                extra["backend_writes"] += int(writer is admin)
                 led.made(f"v{seq}", env.now, set(users))
                 writer.update(f"/dashboards/d1/{wid}", {"value": seq, "updatedBy": writer.name})
             env.timeout(t).callbacks.append(update)
@@ -367,7 +368,7 @@ def _appsync(p: CloudSyncParams, workload: str, seed: int, replication: int) -> 
     clients = {u: asx.AppSyncClient(ctx, u, net, "api", asx.Identity(asx.USER_POOLS, u)) for u in users}
     rng = ctx.rng("cloud-sync.workload")
     vanished: set[str] = set()
-    extra = {}
+    extra = {"backend_writes": 0}
     sel = p.mutation_selection
     asked = ("author", "text", "createdAt") if workload == "chat" else \
         tuple(f for f in _subscription_fields(p.subscription_query) if f not in ("id", "dashboardId"))
@@ -435,6 +436,7 @@ def _appsync(p: CloudSyncParams, workload: str, seed: int, replication: int) -> 
                     return
                 led.made(f"v{seq}", env.now, set(users))
                 if r < p.intruder_share + p.bypass_share:  # a back-end job writes straight into DynamoDB
+                    extra["backend_writes"] += 1
                     old = widgets.get_item({"dashboardId": "d1", "id": wid})
                     widgets.put_item({**old, "value": float(seq), "version": old["version"] + 1})
                     return
