@@ -152,7 +152,7 @@ def distinct_contents(replicas: list[Replica]) -> int:
     """How many different contents the replicas hold.
 
     Replicas of different sizes differ for sure; only those whose sizes tie are read in full
-    (reading a pycrdt text costs its length: a third of a 10,000-edit run went on reading texts).
+    (reading a pycrdt text costs its length: a sixth of a 10,000-edit run went on reading texts).
     """
     by_size: dict[tuple[int, int, int], list[Replica]] = {}
     for r in replicas:
