@@ -615,7 +615,7 @@ class SessionStore:
             raise ParameterError("store_latency", f"must be a distribution, got {latency!r}")
         self.latency = latency
         self._bound = latency.bind(ctx.rng(f"{name}.latency"))
-        self._sample = self._bound.sample
+        self._sample = self._bound.sampler()
         self.fetches = 0
 
     def fetch(self) -> float:

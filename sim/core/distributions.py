@@ -9,7 +9,8 @@ draw about as cheap as Python's ``random`` while staying reproducible from the s
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from itertools import chain, islice
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -22,12 +23,11 @@ class Distribution:
     """Base class: subclasses define ``mean``, ``_draw(rng, n)`` and ``spec()``."""
 
     name: str = ""
-    __slots__ = ("_rng", "_buffer", "_next")
+    __slots__ = ("_rng", "_stream")
 
     def __init__(self) -> None:
         self._rng: np.random.Generator | None = None
-        self._buffer: list[float] = []
-        self._next = 0
+        self._stream: Iterator[float] | None = None
 
     # --- description --------------------------------------------------------------------
     @property
@@ -59,37 +59,40 @@ class Distribution:
                 if hasattr(self, slot):
                     setattr(clone, slot, getattr(self, slot))
         clone._rng = rng
-        clone._buffer = []
-        clone._next = 0
+        # the values, block after block of _BLOCK draws, as one iterator: its __next__ is a C call,
+        # which a storm's millions of latency draws prefer to a Python method (see sampler)
+        clone._stream = chain.from_iterable(clone._blocks())
         return clone
+
+    def _blocks(self) -> Iterator[list[float]]:
+        rng = self._rng
+        while True:
+            yield self._draw(rng, _BLOCK).tolist()
 
     def sample(self) -> float:
         """One value. The distribution must have been bound to a random stream."""
-        i = self._next
-        buffer = self._buffer
-        if i >= len(buffer):
-            if self._rng is None:
-                raise RuntimeError(f"{self!r} is not bound to a random stream: use .bind(ctx.rng(name))")
-            buffer = self._buffer = self._draw(self._rng, _BLOCK).tolist()
-            i = 0
-        self._next = i + 1
-        return buffer[i]
+        stream = self._stream
+        if stream is None:
+            raise RuntimeError(f"{self!r} is not bound to a random stream: use .bind(ctx.rng(name))")
+        return next(stream)
+
+    def sampler(self) -> Callable[[], float]:
+        """A function that draws the next value, as :meth:`sample` does, from the same stream but
+        without a Python call per value (for hot paths)."""
+        if type(self).sample is not Distribution.sample:  # e.g. Constant: its own sample(), no stream
+            return self.sample
+        if self._stream is None:
+            return self.sample  # raises the unbound error on first use
+        return self._stream.__next__
 
     def samples(self, n: int) -> np.ndarray:
         """``n`` values at once (from the same stream as :meth:`sample`)."""
         if type(self).sample is not Distribution.sample:  # e.g. Constant: its own sample(), no stream
             return np.array([self.sample() for _ in range(n)], dtype=float)
-        i, buffer = self._next, self._buffer
-        parts = [np.asarray(buffer[i:], dtype=float)]
-        have = len(parts[0])
-        if have < n and self._rng is None:
+        stream = self._stream
+        if stream is None:
             raise RuntimeError(f"{self!r} is not bound to a random stream: use .bind(ctx.rng(name))")
-        while have < n:  # the same blocks sample() would draw, so both leave the stream alike
-            buffer = self._buffer = self._draw(self._rng, _BLOCK).tolist()
-            parts.append(np.asarray(buffer, dtype=float))
-            have += len(buffer)
-        self._next = len(self._buffer) - (have - n)
-        return np.concatenate(parts)[:n]
+        return np.fromiter(islice(stream, n), dtype=float, count=n)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         raise NotImplementedError

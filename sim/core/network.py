@@ -86,7 +86,7 @@ class _Link:
         self.rng = rng
         """Decides loss, duplication and forced reordering."""
         self.latency = latency
-        self.sample = latency.sample
+        self.sample = latency.sampler()
         self.last_arrival = 0.0
         """Arrival time of the latest message, for FIFO links."""
         self.plain = not (spec.loss or spec.duplication or spec.reorder or spec.fifo)

@@ -128,7 +128,7 @@ def simulate(p: ConnectionFloodParams, seed: int, replication: int, label: str, 
     verifier = TokenVerifier(issuer.verification_key, "HS256")
     gate = Gateway(ctx, gateway_spec(p, on), verifier=verifier)
     server = Server(ctx, "origin", ServerSpec(admission_rate=p.admission_rate, admission_burst=50), net, gate=gate)
-    uniform = Uniform(0.0, 1.0).bind(ctx.rng("backoff")).sample
+    uniform = Uniform(0.0, 1.0).bind(ctx.rng("backoff")).sampler()
     token_ttl = p.horizon + 3600
 
     # --- legitimate users: sessions and pauses; reconnection by ResilientClient ----------------

@@ -95,7 +95,7 @@ def simulate(p: RoleRevocationParams, seed: int, replication: int, policy: str) 
                     on_data=lambda s, c, d: authority.reauthenticate(s, c, d[1]) if d[0] == AUTH else None)
     tracker = ReconnectTracker(ctx.metrics)
     backoff = Textbook("full_jitter", base=1.0, multiplier=2.0, cap=30.0)
-    uniform = Uniform(0.0, 1.0).bind(ctx.rng("backoff")).sample
+    uniform = Uniform(0.0, 1.0).bind(ctx.rng("backoff")).sampler()
     lifetimes = Exponential(1 / p.connection_mean).bind(ctx.rng("connections"))
     start = ctx.rng("start")
     clients: dict[str, tuple[ResilientClient, str]] = {}

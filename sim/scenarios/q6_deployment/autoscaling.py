@@ -146,7 +146,7 @@ class Fleet:
         self.env = ctx.env
         self.max_age = max_age
         self.jitter = jitter
-        self.uniform = Uniform(0.0, 1.0).bind(ctx.rng("max_age")).sample
+        self.uniform = Uniform(0.0, 1.0).bind(ctx.rng("max_age")).sampler()
         self.closed_for_age = 0
 
     def connected(self, client: ResilientClient) -> None:
@@ -183,7 +183,7 @@ def simulate(p: AutoscalingParams, seed: int, remedy: str, replication: int = 0
     fleet = Fleet(ctx, deployment, net, p.max_age if remedy == "max_age" else None, p.max_age_jitter)
     policy = make_backoff("full_jitter", base=p.backoff_base, cap=p.backoff_cap)
     tracker = ReconnectTracker(ctx.metrics)
-    jitter = Uniform(0.0, 1.0).bind(ctx.rng("reconnect")).sample
+    jitter = Uniform(0.0, 1.0).bind(ctx.rng("reconnect")).sampler()
     lifetimes = p.lifetime.bind(ctx.rng("lifetimes"))
     arrivals = ctx.rng("arrivals")
     users = [0]

@@ -224,7 +224,7 @@ class _Run:
         self._out_of_order = ctx.metrics.counter("deliveries_out_of_order_total",
                                                  "First copies older than one already delivered on the same "
                                                  "ordering key", ("subscriber",))
-        self.jitter = Uniform(0.0, 1.0).bind(ctx.rng("reconnect")).sample
+        self.jitter = Uniform(0.0, 1.0).bind(ctx.rng("reconnect")).sampler()
         broker_link = LinkSpec(latency=p.broker_latency, fifo=True)
         for server in self.servers:
             net.link(bus(server.name), BROKER, broker_link)

@@ -84,7 +84,7 @@ def simulate_once(p: BackoffContentionParams, strategy: str, clients: int, seed:
     # variation distance below that probability).
     net = Network(ctx, LinkSpec(latency=TruncatedNormal(p.latency_mean, p.latency_sd)))
     policy = Textbook(strategy, p.backoff_base, MULTIPLIER, p.backoff_cap, first_exponent=FIRST_EXPONENT)
-    u = Uniform(0.0, 1.0).bind(ctx.rng("backoff")).sample
+    u = Uniform(0.0, 1.0).bind(ctx.rng("backoff")).sampler()
     names = [f"client{i}" for i in range(clients)]
     states = [policy.new_state() for _ in range(clients)]
     attempt_start = [0.0] * clients

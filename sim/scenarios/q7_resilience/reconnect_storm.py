@@ -121,7 +121,7 @@ def simulate(p: ReconnectStormParams, seed: int, strategy: str,
     servers = [Server(ctx, f"server-{i}", spec, net) for i in range(p.servers)]
     policy = make_backoff(strategy, base=p.backoff_base, multiplier=p.backoff_multiplier, cap=p.backoff_cap)
     tracker = ReconnectTracker()
-    uniform = Uniform(0.0, 1.0).bind(ctx.rng("backoff")).sample
+    uniform = Uniform(0.0, 1.0).bind(ctx.rng("backoff")).sampler()
     heartbeat = p.heartbeat_interval if p.crash == "host" else None
     victim = servers[0]
     untouched = 0
