@@ -111,12 +111,13 @@ class Network:
         self._handlers: dict[str, Handler] = {}
         self._partitions: dict[str, list[tuple[float, float, frozenset[str], frozenset[str] | None]]] = {}
         self._cuts = 0  # index entries not yet forgotten, to skip the check when there are none
-        self._next_id = 0
+        self._arrive_callback = self._arrive  # one bound method, not a new one per message
         self._all_default = True  # no pair has its own spec and the default is not FIFO: one shared link
         if self.default.fifo:
             self._all_default = False
         # accounting (plain ints: this is the hot path)
         self.sent = 0
+        """Original messages sent (also the id of the latest one)."""
         self.delivered = 0
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
         self.duplicated = 0
@@ -222,15 +223,13 @@ class Network:
     # --- sending ------------------------------------------------------------------------
     def send(self, src: str, dst: str, payload: Any = None, size_bytes: int = 0) -> Message:
         """Send one message; it reaches ``dst``'s handler after the link's latency, unless dropped."""
-        self._next_id = ident = self._next_id + 1
-        env = self.env
-        msg = Message(src, dst, payload, size_bytes, env.now, ident, False)
-        self.sent += 1
+        self.sent = ident = self.sent + 1
+        msg = Message(src, dst, payload, size_bytes, self.env.now, ident, False)
         self.bytes_sent += size_bytes
         link = self._shared if self._all_default else self._link(src, dst)
         if link is not None and link.plain and not self._cuts:
             # the hot path (a herd of handshakes): nothing but the latency can happen to it
-            self._later(link.sample(), self._arrive, msg)
+            self._later(link.sample(), self._arrive_callback, msg)
             return msg
         if link is None:
             link = self._link(src, dst)
@@ -259,7 +258,7 @@ class Network:
             link.last_arrival = now + delay  # equal times keep send order (simpy breaks ties by event id)
         if spec.reorder and link.rng.random() < spec.reorder:
             delay += spec.reorder_delay or 2 * spec.latency.mean
-        self._later(delay, self._arrive, msg)
+        self._later(delay, self._arrive_callback, msg)
 
     def _arrive(self, msg: Message) -> None:
         if self._cuts and self.partitioned(msg.src, msg.dst):
