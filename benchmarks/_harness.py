@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -37,3 +39,18 @@ def verdict(m: dict, wall_target: float | None, mib_target: float | None) -> tup
         parts.append(f"peak <= {mib_target:g} MiB: {'ok' if m['peak_mib'] <= mib_target else 'OVER'}")
         ok &= m["peak_mib"] <= mib_target
     return ok, (f"  ({'; '.join(parts)})" if parts else "")
+
+
+def count_instructions(script: str, args: list[str], env: dict, cwd: str | None) -> int:
+    """Machine instructions the child executes, imports included (valgrind's cachegrind, about 50x
+    slower than the run): unlike times, within about 1 % from one run to the next on a noisy shared
+    machine, so a before/after of a small change (``--tree``) is measured, not guessed."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    done = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                           sys.executable, os.path.abspath(script), *args, "--spawned-at", repr(time.time())],
+                          env=env, cwd=cwd, check=True, capture_output=True, text=True)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"valgrind printed no instruction count:\n{done.stderr[-2000:]}")
+    return int(found.group(1).replace(",", ""))
