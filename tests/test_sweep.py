@@ -130,7 +130,9 @@ def test_run_seeds_prints_mean_and_ci_across_seeds():
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
 def test_an_interrupted_sweep_resumes_and_loses_nothing(tmp_path, capsys, how):
     out = tmp_path / "sweep"
-    args = ["sweep", "queue", "--grid", "servers=1,2,3", "--set", "customers=1500", "replications=2",
+    # runs of ~0.3 s each: the 7 left after the second must not finish before the signal lands
+    # (at 1,500 customers they took 0.2 s together, and the sweep sometimes ended first)
+    args = ["sweep", "queue", "--grid", "servers=1,2,3", "--set", "customers=15000", "replications=2",
             "--seeds", "0:3", "--workers", "1", "--out", str(out)]
     proc = subprocess.Popen([sys.executable, "-m", "sim", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
