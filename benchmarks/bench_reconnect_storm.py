@@ -67,7 +67,7 @@ def bare_loop(processes: int, events: int) -> dict:
 
 
 def child(clients: int, strategy: str, spawned_at: float, bare: bool = True) -> None:
-    """Run the storm as ``python -m sim run`` would, then the bare loop; print one JSON line."""
+    """Run the storm as ``python -m sim run`` would, then (if ``bare``) the bare loop; print one JSON line."""
     import sim
     from sim.scenarios.q7_resilience import reconnect_storm as storm
 

@@ -606,14 +606,14 @@ def _crdt(**kw):
 
 
 def q4a_converges_without_coordination():
-    d = nb(NB4)
     r = _crdt()
     conv = col(r, "converged", "pycrdt runs converged", model="pycrdt")
     t = col(r, "time_to_converge_s", "time to converge after the heal", model="pycrdt")
     # what the mechanism needs: each replica asks its peers in turn, one per period, so within
     # replicas - 1 periods every replica has asked every peer, and the last answer takes a round trip
-    turns, rtt = d["REPLICAS"] - 1, 2 * r.params.latency.mean
-    bound = turns * d["ANTI_ENTROPY_PERIOD"] + rtt
+    p = r.params
+    turns = p.replicas - 1
+    bound = turns * p.anti_entropy_period + 2 * p.latency.mean
     return require(conv.low == 1.0 and t.below(bound), conv, t,
                    f"{turns} anti-entropy periods (each replica has asked every peer) + a mean round trip = {bound:g} s")
 
