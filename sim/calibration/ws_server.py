@@ -46,7 +46,7 @@ def raise_open_file_limit(wanted: int) -> int:
 
 
 class TokenBucket:
-    """The model's admission rule (``Server._admit_token``), on the monotonic clock."""
+    """The model's admission rule (the token bucket of ``Server._complete_handshake``), on the monotonic clock."""
 
     def __init__(self, rate: float | None, burst: int) -> None:
         self.rate, self.burst = rate, burst

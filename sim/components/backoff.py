@@ -109,7 +109,7 @@ class Textbook(Backoff):
     """The strategies of the AWS Architecture Blog post (see the module docstring)."""
 
     __slots__ = ("name", "base", "multiplier", "cap", "first_exponent", "max_attempts", "connect_timeout",
-                 "_capped_from")
+                 "_capped_from", "_ceilings", "_cap_from")
 
     def __init__(self, name: str, base: float = 1.0, multiplier: float = 2.0, cap: float = 60.0, *,
                  first_exponent: int = 0, max_attempts: int | None = None, connect_timeout: float = 10.0) -> None:
@@ -134,6 +134,12 @@ class Textbook(Backoff):
         # past this exponent the power is not needed (and could overflow): v is the cap
         self._capped_from = (math.log(self.cap / self.base) / math.log(self.multiplier) + 1
                              if self.multiplier > 1 and self.base > 0 else math.inf)
+        # v(k) looked up rather than computed, once per retry of every client of a storm: the
+        # values below the cap, then v(_cap_from) for every k from there on (the cap, or base when
+        # the multiplier is 1)
+        self._cap_from = (0 if math.isinf(self._capped_from)
+                          else max(0, math.floor(self._capped_from) - first_exponent + 1))
+        self._ceilings = tuple(self.ceiling(k) for k in range(self._cap_from + 1))
 
     def ceiling(self, k: int) -> float:
         """v(k) = min(cap, base * multiplier ** (k + first_exponent))."""
@@ -156,7 +162,7 @@ class Textbook(Backoff):
             sleep = min(self.cap, self.base + u() * (3 * previous - self.base))
             st.value = sleep
             return sleep
-        v = self.ceiling(k)
+        v = self._ceilings[k if k < self._cap_from else self._cap_from]
         if name == "exponential":
             return v
         if name == "full_jitter":

@@ -49,7 +49,7 @@ class ReconnectTracker:
     """
 
     __slots__ = ("name", "bin_s", "attempts", "refused", "last_reconnect_at", "metrics", "_attempts", "_refused",
-                 "_timeouts", "_no_endpoint", "_gave_up", "_lost", "_lost_by", "_connected", "_durations")
+                 "_attempts_cell", "_refused_cell", "_timeouts", "_no_endpoint", "_gave_up", "_lost", "_lost_by", "_connected", "_durations")
 
     def __init__(self, metrics: Metrics | None = None, bin_s: float = 1.0, *, clients: str = "clients") -> None:
         self.name = clients
@@ -90,6 +90,7 @@ class ReconnectTracker:
         self._attempts = counter("reconnect_attempts_total", "Connection attempts started")
         self._refused = counter("reconnect_refused_total",
                                 "Attempts refused (rate limit, full, process down, no endpoint)")
+        self._attempts_cell, self._refused_cell = self._attempts.cell, self._refused.cell
         self._timeouts = counter("reconnect_timeouts_total", "Attempts without an answer within the connect timeout")
         self._no_endpoint = counter("reconnect_no_endpoint_total", "Attempts for which the router had no endpoint")
         self._gave_up = counter("reconnect_gave_up_total", "Clients whose backoff policy gave up")
@@ -111,14 +112,14 @@ class ReconnectTracker:
         """An attempt starts at ``now``."""
         table, b = self.attempts, int(now // self.bin_s)
         table[b] = table.get(b, 0) + 1
-        self._attempts.inc()
+        self._attempts_cell._value += 1.0
 
     def refusal(self, started_at: float) -> None:
         """The attempt started at ``started_at`` was refused (binned by its start, like attempts, so
         a bin's attempts - refused is what got in)."""
         table, b = self.refused, int(started_at // self.bin_s)
         table[b] = table.get(b, 0) + 1
-        self._refused.inc()
+        self._refused_cell._value += 1.0
 
     def no_endpoint_at(self, now: float) -> None:
         """An attempt at ``now`` found no endpoint: it starts and is refused at once."""
@@ -249,11 +250,7 @@ class ResilientClient(Client):
         """Connect now (to ``endpoint`` if given, else where the router says), and keep
         reconnecting after every loss."""
         self.lost_at = math.nan  # a first connection is not a reconnection
-        if endpoint is None:
-            self._attempt()
-        elif not self.stopped and self.state == DISCONNECTED:
-            self.place(endpoint)
-            self._try()
+        self._attempt(endpoint)
 
     def place(self, endpoint: Any) -> None:
         """Point the client at ``endpoint`` (from its router) without connecting, e.g. before
@@ -295,22 +292,22 @@ class ResilientClient(Client):
             if hook is not None:
                 hook(self.endpoint)
 
-    def _attempt(self, _arg: Any = None) -> None:
+    def _attempt(self, endpoint: Any = None) -> None:
+        """Try to connect: to ``endpoint`` if given, else where the router says (a retry timer
+        calls it with None). The first step of a storm's every attempt, so written out in one place."""
         if self.stopped or self.state != DISCONNECTED:
             return
-        if self.router is not None:
+        now = self.env.now
+        if endpoint is not None:
+            self.place(endpoint)
+        elif self.router is not None:
             endpoint = self.router.route(self.key)
             if endpoint is None:  # nowhere to go: fails at once (a proxy's 503), back off and ask again
-                now = self.env.now
                 self.last_attempt_at = now
                 self.tracker.no_endpoint_at(now)
                 self._schedule_retry()
                 return
             self.place(endpoint)
-        self._try()
-
-    def _try(self) -> None:
-        now = self.env.now
         self.last_attempt_at = now
         self.tracker.attempt(now)
         self._handshake()

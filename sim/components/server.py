@@ -256,11 +256,21 @@ class Server:
         client = msg.src
         if not self.up:  # only the kernel answers: connection refused
             if kind == frames.CONNECT:
-                self._m_handshakes["refused_down"].inc()
-                self._send(client, frames.REFUSE, "refused_down", frames.HANDSHAKE_BYTES)
+                self._m_handshakes["refused_down"].cell._value += 1.0
+                self.network.send(self.name, client, (frames.REFUSE, "refused_down"), frames.HANDSHAKE_BYTES)
             return
         if kind == frames.CONNECT:
-            self._handshake(client, data)
+            if client in self.connections:  # a reconnect the server had not noticed: replace the old one
+                self._forget(client)
+            gate = self.gate
+            if gate is not None:
+                verdict = gate.admit(self, client, data)
+                if verdict == HOLD:
+                    return  # the gate answers later: resume_handshake() or refuse_handshake()
+                if verdict is not None:
+                    self.refuse_handshake(client, verdict)
+                    return
+            self._complete_handshake(client)
         elif kind == frames.PING:
             if client in self.connections:
                 if self.gate is not None:
@@ -276,30 +286,6 @@ class Server:
         elif kind == frames.CLOSE:
             self._forget(client)
 
-    def _admit_token(self) -> bool:
-        rate = self.spec.admission_rate
-        if rate is None:
-            return True
-        now = self.env.now
-        self._tokens = min(self.spec.admission_burst, self._tokens + (now - self._tokens_at) * rate)
-        self._tokens_at = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return True
-        return False
-
-    def _handshake(self, client: str, data: Any = None) -> None:
-        if client in self.connections:  # a reconnect the server had not noticed: replace the old one
-            self._forget(client)
-        if self.gate is not None:
-            verdict = self.gate.admit(self, client, data)
-            if verdict == HOLD:
-                return  # the gate answers later: resume_handshake() or refuse_handshake()
-            if verdict is not None:
-                self.refuse_handshake(client, verdict)
-                return
-        self._complete_handshake(client)
-
     def resume_handshake(self, client: str) -> None:
         """Go on with a handshake the gate held (e.g. after NGINX's ``limit_req`` delay)."""
         if self.up:
@@ -311,18 +297,29 @@ class Server:
         self._send(client, frames.REFUSE, reason, frames.HANDSHAKE_BYTES)
 
     def _complete_handshake(self, client: str) -> None:
-        limit = self.spec.max_connections
+        """The server's own limits: ``max_connections``, then the admission token bucket (a
+        storm's every handshake comes here, so the bucket is written out in place)."""
+        spec = self.spec
+        limit = spec.max_connections
+        rate = spec.admission_rate
         if limit is not None and len(self.connections) >= limit:
             result = "refused_full"
-        elif not self._admit_token():
-            result = "refused_rate"
-        else:
+        elif rate is None:
             result = "accepted"
-        self._m_handshakes[result].inc()
+        else:
+            now = self.env.now
+            self._tokens = tokens = min(spec.admission_burst, self._tokens + (now - self._tokens_at) * rate)
+            self._tokens_at = now
+            if tokens >= 1:
+                self._tokens = tokens - 1
+                result = "accepted"
+            else:
+                result = "refused_rate"
+        self._m_handshakes[result].cell._value += 1.0
         if result == "accepted":
             self.connections[client] = self.env.now
             self._connections_changed()
-            self._send(client, frames.ACCEPT, None, frames.HANDSHAKE_BYTES)
+            self.network.send(self.name, client, (frames.ACCEPT, None), frames.HANDSHAKE_BYTES)
             if self.gate is not None:
                 self.gate.opened(self, client)
             if self.on_connect is not None:
@@ -330,7 +327,7 @@ class Server:
         else:
             if self.gate is not None:
                 self.gate.refused(self, client, result)
-            self._send(client, frames.REFUSE, result, frames.HANDSHAKE_BYTES)
+            self.network.send(self.name, client, (frames.REFUSE, result), frames.HANDSHAKE_BYTES)
 
     def adopt(self, client: str) -> None:
         """Count ``client`` as connected without a handshake (see :meth:`Client.adopt_connection`)."""

@@ -51,11 +51,14 @@ DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25
 class CounterChild:
     """One counter series: a value that only goes up (a prometheus_client counter child)."""
 
-    __slots__ = ("_pc", "_value")
+    __slots__ = ("_pc", "_value", "cell")
 
     def __init__(self, series: pc.Counter) -> None:
         self._pc = series
         self._value = series._value  # prometheus_client's value cell (see _CELL)
+        self.cell = self._value
+        """The value cell itself, for the hottest paths (a storm counts each of millions of
+        attempts): ``cell._value += 1.0`` is :meth:`inc` without its call and its check."""
 
     @property
     def value(self) -> float:
