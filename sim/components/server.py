@@ -329,9 +329,13 @@ class Server:
                 self.gate.refused(self, client, result)
             self.network.send(self.name, client, (frames.REFUSE, result), frames.HANDSHAKE_BYTES)
 
-    def adopt(self, client: str) -> None:
-        """Count ``client`` as connected without a handshake (see :meth:`Client.adopt_connection`)."""
-        self.connections[client] = self.env.now
+    def adopt(self, *clients: str) -> None:
+        """Count each of ``clients`` as connected without a handshake (see
+        :meth:`Client.adopt_connection`); the gauges move once for them all."""
+        now = self.env.now
+        connections = self.connections
+        for client in clients:
+            connections[client] = now
         self._connections_changed()
 
     def _forget(self, client: str) -> None:

@@ -71,6 +71,7 @@ class Environment(simpy.Environment):
         self._next = 0  # index in _current of the next entry due (those before it are done)
         self._late: list[tuple] = []  # heap of entries set since, for _current_key's bucket or earlier
         self._current_key = -(1 << 62)
+        self._per_s = 1 / self.bucket_s  # buckets per second (a product is cheaper than a floor division)
 
     def call_later(self, delay: float, callback: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``callback(arg)`` in ``delay`` seconds (>= 0), exactly when ``env.timeout(delay)``
@@ -79,7 +80,7 @@ class Environment(simpy.Environment):
             raise ValueError(f"Negative delay {delay}")
         at = self._now + delay  # the very sum simpy makes for a timeout
         entry = (at, NORMAL, next(self._eid), callback, arg)
-        key = int(at // self.bucket_s)
+        key = int(at * self._per_s)  # any non-decreasing map of time to bucket keeps the order
         if key <= self._current_key:
             heappush(self._late, entry)
             return

@@ -130,15 +130,17 @@ def simulate(p: ReconnectStormParams, seed: int, strategy: str,
         if server is not victim and heartbeat is None:
             # Objects only for clients that act: the others' server stays up, and without
             # heartbeats their connections carry nothing (no event, no random draw), so they are
-            # counted connected, not simulated. (With heartbeats every client stays an object:
-            # its pings draw latencies from the stream the storm's own messages use.)
+            # counted connected, not simulated (below). (With heartbeats every client stays an
+            # object: its pings draw latencies from the stream the storm's own messages use.)
             untouched += 1
-            server.adopt(f"c{i}")
             continue
         client = ResilientClient(ctx, f"c{i}", net, server.name, policy, tracker, uniform,
                                  heartbeat_interval=heartbeat)
         client.adopt_connection()
         server.adopt(client.name)
+    if untouched:
+        for s, server in enumerate(servers[1:], start=1):
+            server.adopt(*(f"c{i}" for i in range(s, p.clients, p.servers)))
     tracker.adopted(untouched)  # connected from the start, counted at once
     affected = len(victim.connections)
     victim.schedule_outage(p.crash_at, p.downtime, host=p.crash == "host")
