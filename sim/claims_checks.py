@@ -846,6 +846,25 @@ def q6a_sticky_or_lose_session():
                    rr, f"1 - 1/N = {1 - 1 / nodes:g}", sticky, down, *stored)
 
 
+def q6a_a_node_holds_the_busiest_share():
+    from sim.components.node_limits import PROCESS_NOFILE, NginxLimits
+
+    d = nb(NB6)
+    scaled = d["NODE_SCALE"] * d["LB_CLIENTS"]
+    big = run("load-balancing", seed=d["SEED"], clients=scaled, nodes=d["LB_NODES"], nat_share=d["NAT_SHARE"],
+              clients_per_nat=d["CLIENTS_PER_NAT"], policy="round_robin,ip_hash", bins=(10,), bins_replications=1,
+              replications=REPLICATIONS)  # two of the eight policies at the larger scale
+    small = _lb()
+    nginx = NginxLimits().proxied_websockets()
+    rr = col(small, "max_connections", f"busiest node, round robin, {d['LB_CLIENTS']:,} clients", policy="round_robin")
+    ip = col(small, "max_connections", "ip_hash (NATs)", policy="ip_hash")
+    rr_big = col(big, "max_connections", f"round robin, {scaled:,} clients", policy="round_robin")
+    # at the notebook's scale a balanced node fits behind a stock NGINX; at ten times the clients
+    # it needs thousands, past both defaults
+    return require(rr.below(nginx) and rr_big.above(max(nginx, PROCESS_NOFILE)), rr, ip, rr_big,
+                   f"stock NGINX: {nginx} proxied WebSockets", f"Linux's default open files: {PROCESS_NOFILE:,}")
+
+
 def q6a_broker_choice_is_a_guarantee():
     d = nb(NB6)
     kw = dict(seed=d["SEED"], subscribers=d["SUBSCRIBERS"] // 2, duration=d["BROKER_DURATION"],
