@@ -590,7 +590,10 @@ def q3c_at_least_once_not_at_once():
             replications=REPLICATIONS)  # as section 6: the scenario's own latency and keep-alive
     dups = col(r, "duplicates", "duplicates reaching a slow receiver (Shopify, 5 s timeout)")
     late = col(_q3_outage(transport="webhook"), "after_outage_delay_mean_s", "Stripe delay after an outage")
-    return require(dups.above(0) and late.above(60.0), dups, late)
+    # "as soon as it happens" fails by more than a latency: an event caught at a uniform instant of
+    # the outage cannot arrive before it ends, half the outage later on average (as in 3B-8)
+    bound = d["OUTAGE_LENGTH"] / 2
+    return require(dups.above(0) and late.above(bound), dups, late, f"half the outage: {bound:g} s")
 
 
 # --- question 4: crdt-convergence -------------------------------------------------------------------
