@@ -95,9 +95,17 @@ def test_real_prometheus_agrees_with_the_simulator(stack) -> None:
                                                                               for k, v in labels.items()))
 
     published = value("messages_published_total")
-    # Prometheus has scraped the final state once its last sample equals what the simulator ended with
-    _wait("a scrape of the final state", lambda: _query(base, "messages_published_total")["result"]
-          and _scalar(_query(base, "messages_published_total")) == published, 15)
+    delivered = value("message_latency_seconds_count")
+    assert delivered > 0
+
+    def final_state_scraped() -> bool:
+        # the last publish comes before the last delivery: a scrape between the two has the final
+        # publish count but not the final histogram, so both are compared
+        got = [_query(base, expr)["result"] for expr in ("messages_published_total",
+                                                         "sum(message_latency_seconds_count)")]
+        return all(got) and [_scalar({"result": g}) for g in got] == [published, delivered]
+
+    _wait("a scrape of the final state", final_state_scraped, 15)
     at = round(time.time(), 3)
 
     assert _scalar(_query(base, 'up{job="sim"}', at)) == 1
