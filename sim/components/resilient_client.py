@@ -49,7 +49,8 @@ class ReconnectTracker:
     """
 
     __slots__ = ("name", "bin_s", "attempts", "refused", "last_reconnect_at", "metrics", "_attempts", "_refused",
-                 "_attempts_cell", "_refused_cell", "_timeouts", "_no_endpoint", "_gave_up", "_lost", "_lost_by", "_connected", "_durations")
+                 "_attempts_cell", "_refused_cell", "_timeouts", "_no_endpoint", "_gave_up", "_lost", "_lost_by",
+                 "_connected", "_durations")
 
     def __init__(self, metrics: Metrics | None = None, bin_s: float = 1.0, *, clients: str = "clients") -> None:
         self.name = clients
