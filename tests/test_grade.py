@@ -165,7 +165,8 @@ def test_grade_one_solved_notebook_exits_0(tmp_path, capsys):
     nbformat.write(solved(node, "06"), str(path))
     assert main(["grade", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "total: 3/3 PASS" in out and "not yet" not in out and "error" not in out
+    n = len(exercises("06"))
+    assert n == 4 and f"total: {n}/{n} PASS" in out and "not yet" not in out and "error" not in out
 
 
 # --- bad input: exit 2, one line ----------------------------------------------------------------

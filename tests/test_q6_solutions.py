@@ -80,3 +80,19 @@ def test_scale_up_sequence(q6):
 def test_scale_up_sequence_matches_hpa_step(q6, start, max_replicas):
     assert q6.scale_up_sequence(start, 6, max_replicas) == q6.simulated_scale_up(start, 6, max_replicas)
     assert math.isfinite(sum(q6.scale_up_sequence(start, 6, max_replicas)))
+
+
+# --- exercise 4: nodes behind a stock NGINX -----------------------------------------------------
+def test_nodes_needed_for_the_course_sizes(q6):
+    assert q6.nodes_needed(100_000, 1.0) == 393  # 100,000 / 255 = 392.2
+    assert q6.nodes_needed(100_000, 1.0, 10_240) == 20  # 100,000 / 5,119 = 19.5
+
+
+def test_nodes_needed_agrees_with_counting_up(q6):
+    from sim.exercises.deployment import nodes_needed
+
+    rng = np.random.default_rng(SEED)
+    for _ in range(500):
+        clients, slots = int(rng.integers(1, 2_000_000)), int(rng.integers(4, 70_000))
+        imbalance = float(rng.choice([1.0, 1.1, 1.5, 2.5, 4.0]))
+        assert q6.nodes_needed(clients, imbalance, slots) == nodes_needed(clients, imbalance, slots), (clients, slots)

@@ -10,9 +10,12 @@ from bisect import bisect_left
 from fractions import Fraction
 from typing import Sequence
 
+import math
+
 import sim
 from sim.components.autoscaler import HpaSpec, HpaState, hpa_step
 from sim.components.load_balancer import ClientKey, nginx_chash_points
+from sim.components.node_limits import NginxLimits
 
 
 # --- Exercise 1: keys moved when a node is added -------------------------------------------------
@@ -111,12 +114,24 @@ def simulated_scale_up(start: int = 2, syncs: int = 4, max_replicas: int = 20) -
     return out
 
 
+# --- Exercise 4: how many nodes behind a stock NGINX? ---------------------------------------------
+def nodes_needed(clients: int, imbalance: float, worker_connections: int = 512) -> int:
+    """Fewest nodes ``n`` with ``clients / n * imbalance`` (the busiest node) at most what one NGINX
+    worker with ``worker_connections`` slots proxies: ``(worker_connections - 2) // 2`` WebSockets,
+    two slots each after the two the worker keeps for itself (its listening socket, its channel
+    to the master). So ``n = ceil(clients * imbalance / room)``."""
+    room = (worker_connections - 2) // 2
+    assert room == NginxLimits(worker_connections=worker_connections).proxied_websockets()
+    return math.ceil(clients * imbalance / room)
+
+
 # --- What the notebook's answer cells hold, by exercise (python -m sim grade's tests use it) ----------
 def answers(exercise: str, seed: int = 1) -> dict:
     """The names the notebook's answer cells define for ``exercise`` (``"06.1"``), solved."""
     return {"06.1": {"my_moved_share": moved_share},
             "06.2": {"my_ex2_by_hand": exercise_2_by_hand(), "my_hpa_recommendation": hpa_recommendation},
-            "06.3": {"my_scale_up": scale_up_sequence()}}[exercise]
+            "06.3": {"my_scale_up": scale_up_sequence()},
+            "06.4": {"my_nodes_needed": nodes_needed}}[exercise]
 
 
 if __name__ == "__main__":
@@ -125,3 +140,5 @@ if __name__ == "__main__":
               f" modulo {moved_share(n, False):.3f}; simulated {simulated_moved(n)}")
     print("exercise 2:", exercise_2_by_hand())
     print("exercise 3:", scale_up_sequence(), simulated_scale_up())
+    print("exercise 4:", {f"{c:,} clients x {i:g}, worker_connections {w}": nodes_needed(c, i, w)
+                          for c, i, w in ((100_000, 1.0, 512), (100_000, 2.5, 512), (100_000, 1.0, 10_240))})

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
 
 from sim.components.autoscaler import HpaSpec, HpaState, hpa_step, recommend
+from sim.components.node_limits import NginxLimits
 from sim.exercises import NOT_ANSWERED, call, close, exercise, is_number, not_yet, passed
 
 #: Exercise 2: four ready pods' active connections; target per pod and tolerance.
@@ -14,6 +16,10 @@ EX2_CONNECTIONS = (130, 120, 95, 155)
 EX2_TARGET, EX2_TOLERANCE = 100.0, 0.1
 #: Exercise 3: the flash crowd's start, the syncs listed, maxReplicas.
 EX3_START, EX3_SYNCS, EX3_MAX_REPLICAS = 2, 4, 20
+#: Exercise 4: (clients, the busiest node's imbalance, worker_connections) to size for; none falls on
+#: a whole number of nodes, so a float formula and exact arithmetic agree.
+EX4_CASES = ((100_000, 1.0, 512), (100_000, 2.5, 512), (100_000, 1.0, 10_240), (100_000, 2.5, 10_240),
+             (2_000, 1.14, 512), (20_000, 1.1, 4_096), (1_000_000, 1.0, 65_535), (300, 1.0, 128))
 
 
 def moved_by_counting(n: int, consistent: bool) -> Fraction:
@@ -116,3 +122,30 @@ def scale_up_speed(answer):
                       "(hint: the larger of the two policies wins, and maxReplicas caps it)")
     top = want.index(max(want)) + 1
     return passed(f"{want}: the last pod is requested at sync {top}, {15 * (top - 1):g} s after the first")
+
+
+def nodes_needed(clients: int, imbalance: float, worker_connections: int) -> int:
+    """Fewest nodes whose busiest one (``clients / nodes * imbalance`` connections) fits behind an
+    NGINX worker with ``worker_connections`` slots: the smallest ``n`` that passes, found by counting up
+    from the lower bound (no rounding of a quotient involved)."""
+    room = NginxLimits(worker_connections=worker_connections).proxied_websockets()
+    n = max(1, math.floor(clients * imbalance / room))
+    while clients / n * imbalance > room:
+        n += 1
+    return n
+
+
+@exercise("06.4", "how many nodes behind a stock NGINX?", "my_nodes_needed")
+def nodes_for_nginx(fn):
+    answers = [call(fn, *case, name="my_nodes_needed") for case in EX4_CASES]
+    if all(a is None for a in answers):
+        raise not_yet(NOT_ANSWERED)
+    for (clients, imbalance, slots), a in zip(EX4_CASES, answers):
+        want = nodes_needed(clients, imbalance, slots)
+        if not (is_number(a) and not isinstance(a, bool) and a == want):
+            room = NginxLimits(worker_connections=slots).proxied_websockets()
+            raise not_yet(f"{clients:,} clients, imbalance {imbalance:g}, worker_connections {slots}: got {a!r} "
+                          f"(hint: such a node proxies {room} WebSockets; the busiest holds clients / n x imbalance)")
+    stock = [nodes_needed(c, i, w) for c, i, w in EX4_CASES[:4]]
+    return passed(f"100,000 clients: {stock[0]} nodes with round robin and {stock[1]} with an imbalance of 2.5 behind a "
+                  f"stock NGINX; {stock[2]} and {stock[3]} with worker_connections 10240")
