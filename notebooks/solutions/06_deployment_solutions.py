@@ -6,11 +6,10 @@ Run this file to print the answers: ``python notebooks/solutions/06_deployment_s
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from fractions import Fraction
 from typing import Sequence
-
-import math
 
 import sim
 from sim.components.autoscaler import HpaSpec, HpaState, hpa_step

@@ -30,6 +30,7 @@ def presets() -> dict[str, dict]:
     return data.load("node_limits")
 
 
+_NGINX = presets()["nginx"]  # read once: the methods below are called per sizing question
 PROCESS_NOFILE: int = presets()["linux"]["nofile_soft"]
 """Open files a process may hold under Linux's default soft ``RLIMIT_NOFILE`` (1,024): one per
 socket, so a server that keeps a socket per client holds about that many until it is raised."""
@@ -39,9 +40,9 @@ socket, so a server that keeps a socket per client holds about that many until i
 class NginxLimits:
     """An NGINX reverse proxy's connection slots (defaults: the stock configuration)."""
 
-    worker_connections: int = presets()["nginx"]["worker_connections"]
+    worker_connections: int = _NGINX["worker_connections"]
     """Connection slots of one worker process (NGINX ``worker_connections``)."""
-    worker_processes: int = presets()["nginx"]["worker_processes"]
+    worker_processes: int = _NGINX["worker_processes"]
     """Worker processes (NGINX ``worker_processes``)."""
     listeners: int = 1
     """Listening sockets (``listen`` directives): each takes a slot in every worker."""
@@ -58,19 +59,19 @@ class NginxLimits:
     def proxied_websockets(self) -> int:
         """WebSockets this NGINX proxies at once: two slots each, after the worker's own
         (its listening sockets and its channel to the master)."""
-        n = presets()["nginx"]
-        own = self.listeners + n["own_slots_per_worker"] - 1
-        return self.worker_processes * ((self.worker_connections - own) // n["slots_per_proxied_connection"])
+        return self._websockets_per_worker(free=0) * self.worker_processes
 
     def draining_from(self) -> int:
         """Proxied WebSockets from which a burst of new ones may see a few dropped before the last
         slot is taken: NGINX closes connections whose request it has not read yet once no more than
         1/16 of a worker's slots are free (``ngx_drain_connections``)."""
-        n = presets()["nginx"]
-        free = int(self.worker_connections * n["drain_below_free_fraction"])
-        own = self.listeners + n["own_slots_per_worker"] - 1
-        per_worker = (self.worker_connections - own - free) // n["slots_per_proxied_connection"]
-        return self.worker_processes * per_worker
+        free = int(self.worker_connections * _NGINX["drain_below_free_fraction"])
+        return self._websockets_per_worker(free) * self.worker_processes
+
+    def _websockets_per_worker(self, free: int) -> int:
+        """Proxied WebSockets that fit in one worker's slots, leaving ``free`` of them unused."""
+        own = self.listeners + _NGINX["own_slots_per_worker"] - 1  # one listener is in the preset's count
+        return (self.worker_connections - own - free) // _NGINX["slots_per_proxied_connection"]
 
 
 __all__ = ["PROCESS_NOFILE", "NginxLimits", "presets"]

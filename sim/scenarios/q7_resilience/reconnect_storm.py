@@ -126,7 +126,7 @@ def simulate(p: ReconnectStormParams, seed: int, strategy: str,
     uniform = Uniform(0.0, 1.0).bind(ctx.rng("backoff")).sampler()
     heartbeat = p.heartbeat_interval if p.crash == "host" else None
     victim = servers[0]
-    untouched = 0
+    untouched: list[list[str]] = [[] for _ in servers]  # per server, its clients that are counted, not built
     for i in range(p.clients):
         server = servers[i % p.servers]
         if server is not victim and heartbeat is None:
@@ -134,16 +134,16 @@ def simulate(p: ReconnectStormParams, seed: int, strategy: str,
             # heartbeats their connections carry nothing (no event, no random draw), so they are
             # counted connected, not simulated (below). (With heartbeats every client stays an
             # object: its pings draw latencies from the stream the storm's own messages use.)
-            untouched += 1
+            untouched[i % p.servers].append(f"c{i}")
             continue
         client = ResilientClient(ctx, f"c{i}", net, server.name, policy, tracker, uniform,
                                  heartbeat_interval=heartbeat)
         client.adopt_connection()
         server.adopt(client.name)
-    if untouched:
-        for s, server in enumerate(servers[1:], start=1):
-            server.adopt(*(f"c{i}" for i in range(s, p.clients, p.servers)))
-    tracker.adopted(untouched)  # connected from the start, counted at once
+    for server, names in zip(servers, untouched):
+        if names:
+            server.adopt(*names)  # one gauge update per server, not one per client
+    tracker.adopted(sum(map(len, untouched)))  # connected from the start, counted at once
     affected = len(victim.connections)
     victim.schedule_outage(p.crash_at, p.downtime, host=p.crash == "host")
 
